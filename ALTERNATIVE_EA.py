@@ -1,0 +1,11 @@
+"""Alternating emotion + age training (MTL-SA and baselines).
+
+Run `python ALTERNATIVE_EA.py --help` for the flags; the training engine is utils/engine.py.
+"""
+import sys
+
+import utils  # noqa: F401  (TensorFlow environment switches, before anything imports tensorflow)
+from utils.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main("ALTERNATIVE_EA"))

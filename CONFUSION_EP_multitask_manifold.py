@@ -1,0 +1,11 @@
+"""Joint emotion + pose training with manifold regularisers (SFSMR, SLRM).
+
+Run `python CONFUSION_EP_multitask_manifold.py --help` for the flags; the training engine is utils/engine.py.
+"""
+import sys
+
+import utils  # noqa: F401  (TensorFlow environment switches, before anything imports tensorflow)
+from utils.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main("CONFUSION_EP_multitask_manifold"))

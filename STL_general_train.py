@@ -1,0 +1,11 @@
+"""Single-task baseline (STL) on one dataset.
+
+Run `python STL_general_train.py --help` for the flags; the training engine is utils/engine.py.
+"""
+import sys
+
+import utils  # noqa: F401  (TensorFlow environment switches, before anything imports tensorflow)
+from utils.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main("STL_general_train"))

@@ -1,0 +1,80 @@
+"""Helpers shared by the converters: skip accounting, crops, and the atomic CSV writer."""
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from utils.datasets import DataError
+
+
+class Report:
+    """Counts rows written and rows skipped per reason; never drops anything silently."""
+
+    def __init__(self, name: str):
+        self.name, self.skipped, self.examples = name, Counter(), {}
+
+    def skip(self, reason: str, example: str = "") -> None:
+        self.skipped[reason] += 1
+        self.examples.setdefault(reason, example)
+
+    def summary(self, written: int, csv: Path) -> str:
+        lines = [f"{self.name}: wrote {written} rows to {csv}"]
+        for reason, n in self.skipped.most_common():
+            lines.append(f"  skipped {n:6d}  {reason}" + (f"  (e.g. {self.examples[reason]})" if self.examples[reason] else ""))
+        return "\n".join(lines)
+
+
+def crop_box(img: np.ndarray, x0: float, y0: float, x1: float, y1: float, margin: float = 0.0):
+    """Crop ``[y0:y1, x0:x1]`` enlarged by ``margin`` x box size on every side, clipped to the image.
+
+    Returns None for an empty box.
+    """
+    w, h = x1 - x0, y1 - y0
+    if w <= 1 or h <= 1:
+        return None
+    x0, x1 = x0 - margin * w, x1 + margin * w
+    y0, y1 = y0 - margin * h, y1 + margin * h
+    H, W = img.shape[:2]
+    x0, y0 = int(max(0, round(x0))), int(max(0, round(y0)))
+    x1, y1 = int(min(W, round(x1))), int(min(H, round(y1)))
+    if x1 - x0 <= 1 or y1 - y0 <= 1:
+        return None
+    return img[y0:y1, x0:x1]
+
+
+def save_crop(crop: np.ndarray, out_root: Path, rel: str, size: int | None) -> str:
+    """Write a crop (resized to ``size`` x ``size`` when given) under ``out_root``; returns ``rel``."""
+    if size:
+        crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+    path = out_root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), crop):
+        raise DataError(f"cannot write {path}")
+    return rel
+
+
+def write_csv(rows: list, out_root: Path, name: str) -> Path:
+    """Write ``db/<name>_cleaned.csv`` atomically; an empty result is an error, not an empty file."""
+    if not rows:
+        raise DataError(f"{name}: no usable rows were found; nothing written")
+    csv = out_root / "db" / f"{name}_cleaned.csv"
+    csv.parent.mkdir(parents=True, exist_ok=True)
+    tmp = csv.with_suffix(".csv.tmp")
+    pd.DataFrame(rows).to_csv(tmp, index=False)
+    tmp.replace(csv)
+    return csv
+
+
+def find_file(root: Path, name: str) -> Path:
+    """``root/name`` or the first ``name`` below ``root`` (releases nest their folders differently)."""
+    if (root / name).exists():
+        return root / name
+    hits = sorted(root.rglob(Path(name).name))
+    hits = [h for h in hits if str(h).endswith(name)]
+    if not hits:
+        raise DataError(f"{root}: {name} not found (is --root the dataset's folder?)")
+    return hits[0]

@@ -1,0 +1,144 @@
+"""One builder for every network: a backbone plus one named head per task (REFERENCE_SPEC 3).
+
+Layer names every model shares, used by the pseudo-label code, the demos and the tests:
+``preprocess``; per task ``<task>_fc`` (features), ``<task>`` (logits), ``<task>_prediction``
+(softmax); for dense-head backbones also ``common_fc`` and, with several tasks, ``cross_stitch``.
+Model outputs are a dict keyed ``<task>_prediction``. Inputs are float RGB (or grey) pixels in
+[0, 255]; preprocessing is a layer of the model, so saved models carry it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import keras
+
+from models.layers import CrossStitch, FeatureRegularization, Preprocess
+from models.mini_xception import FEATURE_LAYER, load_published_weights, mini_xception_trunk
+from models.mobilenetv2 import mobilenetv2_trunk
+from models.vggface import load_weights_by_name, resolve_weights, vggface_trunk
+
+# backbone -> (default input size, channels, preprocessing mode, head kind)
+BACKBONES = {
+    "vggFace": (224, 3, "vggface", "dense"),
+    "mini_xception": (64, 1, "tanh", "conv"),
+    "mobilenetv2": (96, 3, "tanh", "dense"),
+}
+BACKBONE_ALIASES = {"vggface": "vggFace", "vgg16": "vggFace", "minixception": "mini_xception",
+                    "mobilenet_v2": "mobilenetv2"}
+
+
+@dataclass
+class ModelSpec:
+    """Everything needed to rebuild a network; stored in each run's config."""
+
+    backbone: str
+    tasks: dict  # task -> number of classes, in head order
+    input_size: int | None = None
+    dropout: bool = False
+    bn: bool = False
+    weight_decay: float = 0.0
+    cross_stitch: bool = True
+    weights: str = "none"  # none | pretrained | path to a weights file
+    feature_regularization: dict = field(default_factory=dict)  # FeatureRegularization kwargs
+
+    def __post_init__(self):
+        self.backbone = BACKBONE_ALIASES.get(self.backbone, self.backbone)
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"unknown model {self.backbone!r}; choose from {', '.join(BACKBONES)}")
+        if self.input_size is None:
+            self.input_size = BACKBONES[self.backbone][0]
+
+    @property
+    def channels(self) -> int:
+        return BACKBONES[self.backbone][1]
+
+    @property
+    def head_kind(self) -> str:
+        return BACKBONES[self.backbone][3]
+
+
+def build_net(spec: ModelSpec) -> keras.Model:
+    """Build the functional model described by ``spec`` (and load its pretrained trunk weights)."""
+    size, channels, mode, kind = BACKBONES[spec.backbone]
+    inp = keras.Input((spec.input_size, spec.input_size, channels), name="image")
+    x = Preprocess(mode, name="preprocess")(inp)
+    reg = keras.regularizers.L2(spec.weight_decay) if spec.weight_decay else None
+    L = keras.layers
+    tasks = list(spec.tasks)
+    feats, logits = [], []
+    if kind == "conv":
+        trunk = mini_xception_trunk(x, spec.weight_decay)
+        pooled = L.GlobalAveragePooling2D(name="trunk_pool")(trunk) if spec.feature_regularization else None
+        for t in tasks:
+            h = L.Dropout(0.5, name=f"{t}_dropout")(trunk) if spec.dropout else trunk
+            h = L.Conv2D(spec.tasks[t], 3, padding="same", kernel_regularizer=reg, name=f"{t}_conv")(h)
+            logits.append(L.GlobalAveragePooling2D(name=t)(h))
+            feats.append(pooled)
+    else:
+        if spec.backbone == "vggFace":
+            x = L.Flatten(name="flatten")(vggface_trunk(x, spec.weight_decay))
+        else:
+            x = mobilenetv2_trunk(x, spec.input_size, spec.weights)
+        # One ReLU (the reference applied a second, no-op ReLU).
+        x = L.Dense(1024, kernel_regularizer=reg, name="common_fc")(x)
+        if spec.bn:
+            x = L.BatchNormalization(name="common_bn")(x)
+        x = L.Activation("relu", name="common_relu")(x)
+        if spec.dropout:
+            x = L.Dropout(0.5, name="common_dropout")(x)
+        branches = []
+        for t in tasks:
+            h = L.Dense(128, kernel_regularizer=reg, name=f"{t}_fc")(x)
+            if spec.bn:
+                h = L.BatchNormalization(name=f"{t}_bn")(h)
+            branches.append(L.Activation("relu", name=f"{t}_relu")(h))
+        feats = list(branches)
+        if spec.cross_stitch and len(tasks) > 1:
+            branches = CrossStitch(name="cross_stitch")(branches)
+        for t, h in zip(tasks, branches):
+            if spec.dropout:
+                h = L.Dropout(0.5, name=f"{t}_dropout")(h)
+            logits.append(L.Dense(spec.tasks[t], kernel_regularizer=reg, name=t)(h))
+    preds = [L.Activation("softmax", name=f"{t}_prediction")(z) for t, z in zip(tasks, logits)]
+    if spec.feature_regularization:
+        preds = FeatureRegularization(**spec.feature_regularization, name="feature_regularization")(
+            feats + preds)
+    model = keras.Model(inp, {f"{t}_prediction": p for t, p in zip(tasks, preds)},
+                        name=f"{'-'.join(tasks)}_{spec.backbone}")
+    _load_pretrained(model, spec)
+    return model
+
+
+def _load_pretrained(model: keras.Model, spec: ModelSpec) -> None:
+    if spec.weights == "none" or spec.backbone == "mobilenetv2":  # MobileNetV2 loads in its trunk
+        return
+    if spec.backbone == "vggFace":
+        load_weights_by_name(model, resolve_weights(spec.weights))
+    else:
+        if spec.weights == "pretrained":
+            from models.vggface import WeightsError
+
+            raise WeightsError("mini_xception has no downloadable weights; pass a released "
+                               ".hdf5 file with --weights PATH, or use --weights none")
+        load_published_weights(model, spec.weights, task=next(iter(spec.tasks)))
+
+
+def feature_model(model: keras.Model, tasks) -> keras.Model:
+    """Model with outputs ``<task>_features``, ``<task>_logits``, ``<task>_probs`` per task."""
+    outputs = {}
+    for t in tasks:
+        try:
+            feat = model.get_layer(f"{t}_fc").output
+        except ValueError:  # conv heads: pooled trunk features are shared by the tasks
+            feat = keras.layers.GlobalAveragePooling2D()(model.get_layer(FEATURE_LAYER).output)
+        outputs[f"{t}_features"] = feat
+        outputs[f"{t}_logits"] = model.get_layer(t).output
+        outputs[f"{t}_probs"] = model.get_layer(f"{t}_prediction").output
+    return keras.Model(model.input, outputs)
+
+
+def trunk_layers(model: keras.Model, tasks) -> list:
+    """Layers of the backbone (what ``--is_freezing`` freezes): everything but preprocessing and heads."""
+    head_prefixes = tuple(tasks) + ("common_", "cross_stitch", "feature_regularization", "preprocess",
+                                    "image", "trunk_pool")
+    return [layer for layer in model.layers if not layer.name.startswith(head_prefixes)]

@@ -1,0 +1,23 @@
+"""Shared library: data contract, input pipelines, losses, pseudo labels and the training engine.
+
+Importing this package sets the TensorFlow environment switches that must be in place before
+TensorFlow itself is imported (see ``configure_environment``).
+"""
+import os
+
+
+def configure_environment() -> None:
+    """Set process-wide switches that must precede ``import tensorflow``.
+
+    * ``TF_ENABLE_ONEDNN_OPTS=0``: with oneDNN on, training the mini-Xception on some CPUs crashes in
+      its first step (``free(): invalid pointer``).
+    * ``POT_BACKEND_DISABLE_TENSORFLOW=1``: POT would otherwise import its TF backend (4 s) for nothing.
+    * ``TF_CPP_MIN_LOG_LEVEL=2``: keep TensorFlow's C++ start-up chatter out of the run logs.
+    Users can override any of them by setting the variable themselves.
+    """
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    os.environ.setdefault("POT_BACKEND_DISABLE_TENSORFLOW", "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+configure_environment()

@@ -1,0 +1,276 @@
+"""Command-line flags of every training script, defined once, and the scripts' configurations.
+
+Each top-level script is one line: ``main("<SCRIPT>")``. What differs between scripts (the training
+mode, which dataset flags exist and their default datasets, default model and hyper-parameters) is
+data in ``SCRIPTS``. Booleans are written ``--flag=True|False`` as in the seed command lines; the
+seeds' typos are accepted (see ``normalise_argv``).
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from dataclasses import dataclass, field
+
+DATASET_SLOTS = {  # flag -> tasks the dataset given to it labels
+    "dataset_emotion": ("emotion",),
+    "dataset_pose": ("pose",),
+    "dataset_gender_age": ("gender", "age"),
+    "dataset_age": ("age",),
+    "dataset_gender": ("gender",),
+}
+LOSS_WEIGHT_FLAGS = {"emotion": "E_loss_weights", "pose": "P_loss_weights", "gender": "G_loss_weights",
+                     "age": "A_loss_weights"}
+
+
+@dataclass
+class ScriptSpec:
+    mode: str  # stl | joint | alternating
+    slots: dict = field(default_factory=dict)  # dataset flag -> default dataset
+    defaults: dict = field(default_factory=dict)
+    manifold: bool = False
+    help: str = ""
+
+
+SCRIPTS = {
+    "STL_general_train": ScriptSpec(
+        "stl", {}, dict(model="mini_xception", patience=20),
+        help="Single-task baseline (STL) on one dataset."),
+    "ALTERNATIVE_EP": ScriptSpec(
+        "alternating", {"dataset_emotion": "expw", "dataset_pose": "aflw"},
+        dict(model="vggFace", patience=5, E_loss_weights=5.0, P_loss_weights=1.0, selection_threshold=0.9,
+             interpolation_weights=0.9),
+        help="Alternating emotion + pose training: MTL-SA, DML-LWF, distillation, naive alternation."),
+    "ALTERNATIVE_EA": ScriptSpec(
+        "alternating", {"dataset_emotion": "ferplus", "dataset_age": "adience"},
+        dict(model="mini_xception", patience=10, E_loss_weights=5.0, A_loss_weights=1.0),
+        help="Alternating emotion + age training (MTL-SA and baselines)."),
+    "ALTERNATIVE_EGA": ScriptSpec(
+        "alternating", {"dataset_emotion": "ferplus", "dataset_gender_age": "adience"},
+        dict(model="mini_xception", patience=10, E_loss_weights=5.0, G_loss_weights=1.0, A_loss_weights=1.0,
+             interpolation_weights=0.5),
+        help="Alternating emotion + gender/age training (MTL-SA and baselines)."),
+    "CONFUSION_EP_multitask": ScriptSpec(
+        "joint", {"dataset_emotion": "ferplus", "dataset_pose": "aflw"},
+        dict(model="mini_xception", patience=10, E_loss_weights=5.0, P_loss_weights=1.0, interpolation_weights=0.5),
+        help="Joint emotion + pose training: All-in-one, pseudo labels, LEL-LTN (--is_LTN), DCN-AP (--is_MRF)."),
+    "CONFUSION_EP_multitask_manifold": ScriptSpec(
+        "joint", {"dataset_emotion": "ferplus", "dataset_pose": "aflw"},
+        dict(model="mini_xception", patience=10, E_loss_weights=5.0, P_loss_weights=1.0, interpolation_weights=0.5),
+        manifold=True, help="Joint emotion + pose training with manifold regularisers (SFSMR, SLRM)."),
+    "CONFUSION_EPGA_multitask": ScriptSpec(
+        "joint", {"dataset_emotion": "fer2013", "dataset_pose": "aflw", "dataset_gender_age": "adience"},
+        dict(model="mini_xception", patience=10, batch_size=128, E_loss_weights=5.0, P_loss_weights=5.0,
+             G_loss_weights=1.0, A_loss_weights=1.0, interpolation_weights=0.5),
+        help="Joint emotion, pose, gender and age training: the four-head model the demos use."),
+    "CONFUSION_EA_multitask": ScriptSpec(
+        "joint", {"dataset_emotion": "ferplus", "dataset_age": "adience"},
+        dict(model="mini_xception", patience=10, E_loss_weights=5.0, A_loss_weights=1.0, interpolation_weights=0.5),
+        help="Joint emotion + age training."),
+}
+
+
+def str2bool(value) -> bool:
+    if isinstance(value, bool):
+        return value
+    v = str(value).strip().lower()
+    if v in ("true", "1", "yes", "y", "t", "on"):
+        return True
+    if v in ("false", "0", "no", "n", "f", "off", "none"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected True or False, got {value!r}")
+
+
+def _bool(parser, name, default=False, help=""):
+    parser.add_argument(f"--{name}", type=str2bool, nargs="?", const=True, default=default,
+                        metavar="True|False", help=help)
+
+
+def build_parser(script: str) -> argparse.ArgumentParser:
+    spec = SCRIPTS[script]
+    p = argparse.ArgumentParser(prog=f"{script}.py", description=spec.help,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    g = p.add_argument_group("data")
+    if spec.mode == "stl":
+        g.add_argument("--dataset", default="imdb", help="dataset name (data/db/<name>_cleaned.csv) or a .csv path")
+        g.add_argument("--task_type", type=int, default=10, choices=(0, 1, 5, 10, 13),
+                       help="0 emotion, 1 age, 5 pose, 10 gender (13 = gender, the reference's help text)")
+        g.add_argument("--task", choices=("emotion", "pose", "gender", "age"), default=None,
+                       help="task by name (overrides --task_type)")
+    for slot, default in spec.slots.items():
+        g.add_argument(f"--{slot}", default=default,
+                       help=f"dataset labelling {'+'.join(DATASET_SLOTS[slot])}")
+    g.add_argument("--data_dir", default=None, help="data root holding db/ (default: $MTL_DATA_DIR or ./data)")
+    g.add_argument("--n_splits", type=int, default=5, help="k of the seeded k-fold split (when no official split)")
+    g.add_argument("--fold", type=int, default=0, help="which fold is the test set")
+    g.add_argument("--val_fraction", type=float, default=0.1, help="share of train held out for validation")
+    g.add_argument("--limit", type=int, default=None, help="use at most this many rows per dataset")
+    g.add_argument("--image_check", default="header", choices=("none", "exists", "header", "decode"),
+                   help="how thoroughly to check every image before training")
+
+    g = p.add_argument_group("model and training")
+    g.add_argument("--model", default=spec.defaults.get("model", "mini_xception"),
+                   choices=("vggFace", "mini_xception", "mobilenetv2"))
+    g.add_argument("--weights", default=None,
+                   help="none | pretrained | path: trunk weights (default: pretrained for vggFace, else none)")
+    g.add_argument("--vggface_weights", default=None, help="path of rcmalli_vggface_tf_notop_vgg16.h5")
+    g.add_argument("--input_size", type=int, default=None, help="input side (default per model: 224/64/96)")
+    g.add_argument("--epoch", type=int, default=64)
+    g.add_argument("--batch_size", type=int, default=spec.defaults.get("batch_size", 32))
+    g.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 1e-4 vggFace, else 1e-3)")
+    g.add_argument("--num_worker", type=int, default=4, help="accepted for compatibility; tf.data autotunes")
+    g.add_argument("--patience", type=int, default=spec.defaults.get("patience", 5),
+                   help="epochs without improvement before the learning rate drops 10x")
+    g.add_argument("--early_stopping_patience", type=int, default=None, help="default: 2 x patience")
+    g.add_argument("--monitor", default="val_loss", choices=("val_loss", "val_acc"))
+    _bool(g, "is_augmentation", help="rotation +-10, shift 10%%, horizontal flip")
+    _bool(g, "is_dropout", help="Dropout(0.5) after the shared layer and in each head")
+    _bool(g, "is_bn", help="BatchNormalization in the shared layer and heads")
+    g.add_argument("--weights_decay", type=float, default=0.0, help="L2 coefficient on every kernel")
+    _bool(g, "is_freezing", help="train the heads with a frozen backbone first")
+    g.add_argument("--no_freezing_epoch", type=int, default=32, help="epoch at which the backbone is unfrozen")
+    _bool(g, "cross_stitch", default=True, help="cross-stitch unit between task branches (dense heads)")
+    g.add_argument("--seed", type=int, default=1)
+    g.add_argument("--output_dir", default="runs", help="runs are written to OUTPUT_DIR/<script>/<run_name>/")
+    g.add_argument("--run_name", default=None)
+
+    if spec.mode != "stl":
+        g = p.add_argument_group("multi-task: loss weights and missing-task strategy")
+        for slot in spec.slots:
+            for t in DATASET_SLOTS[slot]:
+                flag = LOSS_WEIGHT_FLAGS[t]
+                if not any(a.dest == flag for a in p._actions):
+                    g.add_argument(f"--{flag}", type=float, default=spec.defaults.get(flag, 1.0),
+                                   help=f"loss weight of {t}")
+        _bool(g, "is_naive", help="no targets for the missing task (All-in-one / naive alternation)")
+        _bool(g, "is_distilled", help="missing task = distilled soft labels softmax(z/T) (DML-LWF, Distilling)")
+        _bool(g, "is_pesudo", help="missing task = selected pseudo labels (MTL-SA)")
+        _bool(g, "is_interpolation", help="soft mode: w*onehot + (1-w)*distilled for every row")
+        g.add_argument("--interpolation_weights", type=float, default=spec.defaults.get("interpolation_weights", 0.0),
+                       help="lambda: soft mode uses w' = (1 - lambda) w")
+        g.add_argument("--selection_threshold", type=float, default=spec.defaults.get("selection_threshold", 0.9),
+                       help="quantile of the weights below which pseudo labels are rejected (hard mode)")
+        _bool(g, "is_pesudo_confidence", help="weight pseudo labels by max softmax probability")
+        _bool(g, "is_pesudo_density", help="weight by local density within the pseudo class")
+        _bool(g, "is_pesudo_distribution", help="weight by inverse GMM-EMD distance to the labelled set")
+        g.add_argument("--cluster_k", type=int, default=4, help="GMM components")
+        g.add_argument("--distill_t", type=float, default=2.0, help="distillation temperature T")
+        g.add_argument("--density_t", type=float, default=0.6, help="distance quantile of the density cutoff")
+        _bool(g, "distill_unselected", help="rejected rows get distilled labels instead of being masked")
+        _bool(g, "is_MRF", help="DCN-AP: refine pseudo labels with a kNN-graph MRF (mean field)")
+        _bool(g, "is_LTN", help="LEL-LTN: pseudo labels from a label transfer network")
+        _bool(g, "parity", help="reproduce the reference's whole-matrix distillation softmax")
+        g.add_argument("--warmup_epochs", type=int, default=1,
+                       help="joint zero-fill epochs before pseudo labels / alternation start (0 = reference EP)")
+        g = p.add_argument_group("manifold regularisers (SFSMR / SLRM)")
+        _bool(g, "is_lnorm", help="l2,1 norm of the stacked task feature matrix")
+        _bool(g, "is_trace_norm", help="trace norm of the stacked task feature matrix")
+        _bool(g, "is_nuclear_norm", help="sum of per-task nuclear norms")
+        _bool(g, "is_manifold", default=spec.manifold, help="graph-Laplacian smoothness of predictions")
+        g.add_argument("--manifold_weights", type=float, default=1e-4,
+                       help="weight of the Laplacian term")
+        g.add_argument("--norm_weights", type=float, default=1e-4, help="weight of each enabled norm")
+        g.add_argument("--manifold_sigma", type=float, default=0.5, help="RBF width on L2-normalised features")
+    return p
+
+
+_FLAG_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
+
+
+def normalise_argv(argv: list, parser: argparse.ArgumentParser) -> list:
+    """Accept the seed command lines' typos, saying so on stderr.
+
+    * ``distill_t=2`` (no dashes) becomes ``--distill_t=2`` when ``distill_t`` is a known flag;
+    * ``--is_pesudo=False--is_interpolation=False`` (missing space) is split into two flags.
+    """
+    known = {a.dest for a in parser._actions}
+    out = []
+    for tok in argv:
+        parts = re.split(r"(?<=[^-\s])(?=--[A-Za-z_][A-Za-z0-9_]*=)", tok) if tok.startswith("--") else [tok]
+        if len(parts) > 1 and all(re.match(r"--([A-Za-z_]\w*)=", q) and q[2:].split("=")[0] in known for q in parts):
+            print(f"note: read '{tok}' as '{' '.join(parts)}'", file=sys.stderr)
+        else:
+            parts = [tok]
+        for part in parts:
+            m = _FLAG_RE.match(part)
+            if m and m.group(1) in known:
+                print(f"note: read '{part}' as '--{part}'", file=sys.stderr)
+                part = f"--{part}"
+            out.append(part)
+    return out
+
+
+def parse_config(script: str, argv: list | None = None):
+    """Parse a script's command line into a ``RunConfig``."""
+    from utils.engine import RunConfig
+    from utils.pseudo_labels import PseudoConfig
+    from utils.tasks import TASK_TYPE_CODES, canonical_name
+
+    spec = SCRIPTS[script]
+    parser = build_parser(script)
+    a = parser.parse_args(normalise_argv(list(sys.argv[1:] if argv is None else argv), parser))
+    if spec.mode == "stl":
+        datasets = [[canonical_name(a.dataset), [a.task or TASK_TYPE_CODES[a.task_type]]]]
+        loss_weights, pseudo, regularization, warmup = {}, PseudoConfig(seed=a.seed), {}, 0
+    else:
+        datasets = [[canonical_name(getattr(a, slot)), list(DATASET_SLOTS[slot])] for slot in spec.slots]
+        loss_weights = {t: getattr(a, LOSS_WEIGHT_FLAGS[t]) for _, ts in datasets for t in ts}
+        pseudo = PseudoConfig(
+            is_naive=a.is_naive, is_distilled=a.is_distilled, is_pesudo=a.is_pesudo,
+            is_interpolation=a.is_interpolation, interpolation_weights=a.interpolation_weights,
+            selection_threshold=a.selection_threshold, is_pesudo_confidence=a.is_pesudo_confidence,
+            is_pesudo_density=a.is_pesudo_density, is_pesudo_distribution=a.is_pesudo_distribution,
+            cluster_k=max(1, a.cluster_k), distill_t=a.distill_t if a.distill_t > 0 else 1.0,
+            density_t=a.density_t, distill_unselected=a.distill_unselected, is_MRF=a.is_MRF, is_LTN=a.is_LTN,
+            parity_softmax=a.parity, seed=a.seed)
+        if not 0.0 <= a.selection_threshold <= 1.0:
+            parser.error(f"--selection_threshold must be a quantile in [0, 1], got {a.selection_threshold}")
+        regularization = {k: w for k, on, w in (
+            ("l21", a.is_lnorm, a.norm_weights), ("trace", a.is_trace_norm, a.norm_weights),
+            ("nuclear", a.is_nuclear_norm, a.norm_weights), ("laplacian", a.is_manifold, a.manifold_weights))
+            if on and w > 0}
+        if regularization:
+            regularization["sigma"] = a.manifold_sigma
+        warmup = a.warmup_epochs
+    weights = a.weights or ("pretrained" if a.model == "vggFace" else "none")
+    if a.vggface_weights:
+        weights = a.vggface_weights
+    if a.epoch < 1 or a.batch_size < 1:
+        parser.error("--epoch and --batch_size must be positive")
+    return RunConfig(
+        script=script, mode=spec.mode, datasets=datasets, model=a.model, epoch=a.epoch, batch_size=a.batch_size,
+        lr=a.lr, is_augmentation=a.is_augmentation, is_dropout=a.is_dropout, is_bn=a.is_bn,
+        weights_decay=a.weights_decay, is_freezing=a.is_freezing, no_freezing_epoch=a.no_freezing_epoch,
+        loss_weights=loss_weights, pseudo=pseudo, warmup_epochs=warmup, regularization=regularization,
+        cross_stitch=a.cross_stitch, patience=a.patience, early_stopping_patience=a.early_stopping_patience,
+        monitor=a.monitor, n_splits=a.n_splits, fold=a.fold, val_fraction=a.val_fraction, seed=a.seed,
+        data_dir=a.data_dir, output_dir=a.output_dir, run_name=a.run_name, weights=weights,
+        input_size=a.input_size, limit=a.limit, image_check=a.image_check)
+
+
+def ensure_toy_data(cfg) -> None:
+    """The built-in synthetic datasets are generated on first use (a few seconds)."""
+    from data.toy import STYLES, write_toy
+    from utils.datasets import csv_path_for, default_data_dir
+
+    missing = [n for n, _ in cfg.datasets if n in STYLES and not csv_path_for(n, cfg.data_dir).exists()]
+    if missing:
+        root = cfg.data_dir or default_data_dir()
+        print(f"note: generating the synthetic datasets {', '.join(missing)} under {root}", file=sys.stderr)
+        write_toy(root, datasets=missing)
+
+
+def main(script: str, argv: list | None = None) -> int:
+    """Entry point of the training scripts: parse, train, and turn data problems into one-line errors."""
+    from models import WeightsError
+    from utils.datasets import DataError
+    from utils.engine import train
+
+    cfg = parse_config(script, argv)
+    try:
+        ensure_toy_data(cfg)
+        train(cfg)
+    except (DataError, WeightsError, FloatingPointError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0

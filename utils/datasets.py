@@ -1,0 +1,209 @@
+"""The data contract: ``data/db/<name>_cleaned.csv`` files, their validation and their splits.
+
+A cleaned CSV has a ``full_path`` column (absolute, or relative to the data root that holds ``db/``),
+one integer label column per task the dataset labels (``emotion``, ``pose``, ``gender``, ``age``), an
+optional ``split`` column (train / valid / test), optional ``fold`` or ``subject`` columns for
+subject-disjoint splits, and optional ``oracle_<task>`` columns (hidden labels of synthetic data, used
+only to measure pseudo-label quality). Every failure is a ``DataError`` whose message names the file,
+the row and the column.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from utils.tasks import TASKS, DatasetInfo, canonical_name, dataset_info
+
+SPLIT_ALIASES = {"train": "train", "training": "train", "valid": "valid", "val": "valid",
+                 "validation": "valid", "publictest": "valid", "test": "test", "privatetest": "test"}
+IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"BM", b"GIF8", b"RIFF")
+
+
+class DataError(Exception):
+    """A problem with the user's data; its message is one line naming the culprit."""
+
+
+@dataclass
+class Table:
+    """One dataset in memory: image paths, integer labels per task (-1 = missing) and extras."""
+
+    name: str
+    csv_path: Path
+    info: DatasetInfo
+    paths: np.ndarray
+    labels: dict
+    oracle: dict = field(default_factory=dict)
+    split: np.ndarray | None = None
+    groups: np.ndarray | None = None
+    group_kind: str | None = None  # 'fold' or 'subject' when ``groups`` is set
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def tasks(self) -> tuple:
+        return tuple(self.labels)
+
+    def subset(self, index) -> "Table":
+        index = np.asarray(index)
+        pick = lambda d: {k: v[index] for k, v in d.items()}  # noqa: E731
+        return Table(self.name, self.csv_path, self.info, self.paths[index], pick(self.labels),
+                     pick(self.oracle), None if self.split is None else self.split[index],
+                     None if self.groups is None else self.groups[index], self.group_kind)
+
+
+def default_data_dir() -> Path:
+    """The data root: ``$MTL_DATA_DIR`` or ``data/`` next to this repository's scripts."""
+    env = os.environ.get("MTL_DATA_DIR")
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "data"
+
+
+def csv_path_for(name: str, data_dir: str | os.PathLike | None = None) -> Path:
+    """Where the cleaned CSV of dataset ``name`` lives (a path ending in .csv is taken as is)."""
+    if str(name).endswith(".csv"):
+        return Path(name)
+    root = Path(data_dir) if data_dir else default_data_dir()
+    return root / "db" / f"{canonical_name(name)}_cleaned.csv"
+
+
+def _image_root(csv_path: Path) -> Path:
+    return csv_path.parent.parent if csv_path.parent.name == "db" else csv_path.parent
+
+
+def _int_labels(frame: pd.DataFrame, column: str, n_classes: int, csv: Path) -> np.ndarray:
+    """Integer labels of one column; empty cells are missing (-1), anything else must be in range."""
+    raw = frame[column]
+    numeric = pd.to_numeric(raw, errors="coerce")
+    bad = raw.notna() & (numeric.isna() | (numeric % 1 != 0))
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataError(f"{csv}: row {i} (line {i + 2}): column '{column}' has non-integer value "
+                        f"{raw.iloc[i]!r}")
+    values = numeric.fillna(-1).astype(np.int64).to_numpy()
+    out = (values != -1) & ((values < 0) | (values >= n_classes))
+    if out.any():
+        i = int(np.flatnonzero(out)[0])
+        raise DataError(f"{csv}: row {i} (line {i + 2}): column '{column}' value {values[i]} is out "
+                        f"of range 0..{n_classes - 1}")
+    return values
+
+
+def check_images(paths: np.ndarray, csv: Path, mode: str = "header") -> None:
+    """Fail on the first missing or unreadable image. ``mode``: none | exists | header | decode."""
+    if mode == "none":
+        return
+    for i, p in enumerate(paths):
+        if not os.path.isfile(p):
+            raise DataError(f"{csv}: row {i} (line {i + 2}): column 'full_path': image not found: {p}")
+        if mode in ("header", "decode"):
+            with open(p, "rb") as f:
+                head = f.read(12)
+            if not head.startswith(IMAGE_MAGIC):
+                raise DataError(f"{csv}: row {i} (line {i + 2}): column 'full_path': not a readable "
+                                f"image (unknown format or empty file): {p}")
+        if mode == "decode":
+            import cv2
+
+            if cv2.imread(str(p), cv2.IMREAD_UNCHANGED) is None:
+                raise DataError(f"{csv}: row {i} (line {i + 2}): column 'full_path': image cannot "
+                                f"be decoded: {p}")
+
+
+def load_table(name: str, data_dir=None, tasks=None, image_check: str = "header") -> Table:
+    """Read and validate the cleaned CSV of ``name`` (a dataset name or a .csv path).
+
+    ``tasks``: the tasks the caller needs from this dataset; each must have a label column.
+    """
+    csv = csv_path_for(name, data_dir)
+    if not csv.is_file():
+        ds = canonical_name(Path(name).stem.replace("_cleaned", ""))
+        raise DataError(f"dataset '{ds}': {csv} not found; create it with "
+                        f"`python data/prep_data.py --dataset {ds} --root RAW_DIR`"
+                        + (" (toy datasets need no RAW_DIR)" if ds.startswith("toy") else ""))
+    try:
+        frame = pd.read_csv(csv)
+    except Exception as exc:  # pandas raises many types for malformed files
+        raise DataError(f"{csv}: cannot be parsed as CSV ({exc})") from None
+    if "full_path" not in frame.columns:
+        raise DataError(f"{csv}: missing column 'full_path' (columns: {', '.join(frame.columns)})")
+    info = dataset_info(csv.stem.replace("_cleaned", ""), frame.columns)
+    wanted = tuple(tasks) if tasks else info.tasks
+    for t in wanted:
+        if t not in frame.columns:
+            raise DataError(f"{csv}: missing label column '{t}' (dataset '{info.name}' labels: "
+                            f"{', '.join(info.tasks) or 'nothing'})")
+    if len(frame) == 0:
+        raise DataError(f"{csv}: has no rows")
+    vocab = {t: info.vocab.get(t) or dataset_info("", [t]).vocab[t] for t in wanted}
+    labels = {t: _int_labels(frame, t, len(vocab[t]), csv) for t in wanted}
+    oracle = {t: _int_labels(frame, f"oracle_{t}", len(dataset_info("", [t]).vocab[t]), csv)
+              for t in TASKS if f"oracle_{t}" in frame.columns}
+    root = _image_root(csv)
+    paths = np.array([p if os.path.isabs(p) else str(root / p) for p in frame["full_path"].astype(str)])
+    check_images(paths, csv, image_check)
+    split = None
+    if "split" in frame.columns:
+        raw = frame["split"].astype(str).str.lower().str.replace(" ", "")
+        unknown = ~raw.isin(SPLIT_ALIASES)
+        if unknown.any():
+            i = int(np.flatnonzero(unknown.to_numpy())[0])
+            raise DataError(f"{csv}: row {i} (line {i + 2}): column 'split' value "
+                            f"{frame['split'].iloc[i]!r} is not train/valid/test")
+        split = raw.map(SPLIT_ALIASES).to_numpy()
+    groups = None
+    for col in ("fold", "subject"):
+        if col in frame.columns:
+            groups = (col, frame[col].astype(str).to_numpy())
+            break
+    return Table(info.name, csv, DatasetInfo(info.name, vocab), paths, labels, oracle, split,
+                 *(groups[::-1] if groups else (None, None)))
+
+
+def split_indices(table: Table, n_splits: int = 5, fold: int = 0, seed: int = 1,
+                  val_fraction: float = 0.1) -> dict:
+    """Train / valid / test row indices.
+
+    Priority: the official ``split`` column; else a ``fold`` column (test = rows of fold ``fold``);
+    else a ``subject`` column (subject-disjoint k-fold); else a seeded shuffled k-fold. A validation
+    part is carved from train when the data has none, so that test rows never select a checkpoint.
+    """
+    n = len(table)
+    rng = np.random.default_rng(seed)
+    if table.split is not None:
+        parts = {s: np.flatnonzero(table.split == s) for s in ("train", "valid", "test")}
+    else:
+        from sklearn.model_selection import GroupKFold, KFold
+
+        if n < n_splits:
+            raise DataError(f"{table.csv_path}: {n} rows are too few for {n_splits}-fold splitting")
+        kind = table.group_kind
+        if kind == "fold":
+            folds = sorted(set(table.groups))
+            test_mask = table.groups == folds[fold % len(folds)]
+            parts = {"train": np.flatnonzero(~test_mask), "test": np.flatnonzero(test_mask)}
+        else:
+            if kind == "subject" and len(set(table.groups)) >= n_splits:
+                # Shuffle subjects with the seed so that folds are random but subject-disjoint.
+                uniq = np.array(sorted(set(table.groups)))
+                perm = dict(zip(uniq, rng.permutation(len(uniq))))
+                splitter = GroupKFold(n_splits=n_splits).split(
+                    np.zeros(n), groups=[perm[g] for g in table.groups])
+            else:
+                splitter = KFold(n_splits=n_splits, shuffle=True, random_state=seed).split(np.zeros(n))
+            train, test = list(splitter)[fold]
+            parts = {"train": train, "test": test}
+        parts["valid"] = np.array([], dtype=np.int64)
+    if len(parts.get("valid", [])) == 0 and val_fraction > 0:
+        train = rng.permutation(parts["train"])
+        n_val = max(1, int(round(len(train) * val_fraction)))
+        parts["valid"], parts["train"] = np.sort(train[:n_val]), np.sort(train[n_val:])
+    if len(parts["test"]) == 0:
+        parts["test"] = parts["valid"]
+    for s in ("train", "valid", "test"):
+        if len(parts[s]) == 0:
+            raise DataError(f"{table.csv_path}: the '{s}' split is empty")
+    return parts

@@ -1,0 +1,410 @@
+"""The one training engine behind every script: single-task, joint ("confusion") and alternating.
+
+A run is data: a list of datasets (each labelling some tasks), a backbone, a schedule and a
+missing-task strategy (``PseudoConfig``). Each outer epoch
+
+1. picks its training data: one dataset (STL, or the current turn of an alternating schedule) or all
+   datasets mixed (joint, and the warm-up of alternating runs);
+2. fills the tasks that data does not label: zeros (masked), or distilled / pseudo targets computed
+   from a true snapshot of the model taken before the epoch (``utils.pseudo_labels``);
+3. trains one Keras epoch with masked losses on a tf.data pipeline;
+4. evaluates every task on its held-out validation rows (true labels only), writes metrics,
+   confusion matrices and checkpoints, and applies learning-rate plateau and early stopping, whose
+   state lives here and therefore survives across the per-epoch ``fit`` calls (in the reference they
+   were reset every epoch and never fired).
+
+At the end the best weights are evaluated on the test rows and written to ``test_metrics.json``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from utils.datasets import DataError, Table, default_data_dir, load_table, split_indices
+from utils.pseudo_labels import PseudoConfig, build_targets
+from utils.tasks import TASKS
+
+
+@dataclass
+class RunConfig:
+    """Resolved configuration of one training run (written to the run folder as config.json)."""
+
+    script: str
+    mode: str  # stl | joint | alternating
+    datasets: list  # [[name, [tasks...]], ...] in schedule order
+    model: str = "mini_xception"
+    epoch: int = 64
+    batch_size: int = 32
+    lr: float | None = None
+    is_augmentation: bool = False
+    is_dropout: bool = False
+    is_bn: bool = False
+    weights_decay: float = 0.0
+    is_freezing: bool = False
+    no_freezing_epoch: int = 32
+    frozen_lr: float = 1e-3
+    loss_weights: dict = field(default_factory=dict)
+    pseudo: PseudoConfig = field(default_factory=PseudoConfig)
+    warmup_epochs: int = 0
+    regularization: dict = field(default_factory=dict)
+    cross_stitch: bool = True
+    patience: int = 5
+    early_stopping_patience: int | None = None
+    monitor: str = "val_loss"
+    n_splits: int = 5
+    fold: int = 0
+    val_fraction: float = 0.1
+    seed: int = 1
+    data_dir: str | None = None
+    output_dir: str = "runs"
+    run_name: str | None = None
+    weights: str = "none"
+    input_size: int | None = None
+    limit: int | None = None
+    image_check: str = "header"
+    verbose: int = 2
+
+    @property
+    def tasks(self) -> list:
+        seen = {t for _, ts in self.datasets for t in ts}
+        return [t for t in TASKS if t in seen]
+
+    def method_tag(self) -> str:
+        if self.mode == "stl":
+            return "stl"
+        p = self.pseudo
+        tag = {"naive": "naive", "distilled": f"distilled-T{p.distill_t:g}"}.get(p.mode)
+        if tag is None:
+            tag = "pseudo-soft" if p.is_interpolation else f"pseudo-hard-q{p.selection_threshold:g}"
+            tag += "".join(s for s, on in (("-conf", p.is_pesudo_confidence), ("-dens", p.is_pesudo_density),
+                                           ("-dist", p.is_pesudo_distribution), ("-mrf", p.is_MRF),
+                                           ("-ltn", p.is_LTN)) if on)
+        if self.regularization:
+            tag += "-" + "-".join(k for k, v in self.regularization.items() if v and k != "sigma")
+        return f"{self.mode}-{tag}"
+
+
+@dataclass
+class Split:
+    train: Table
+    valid: Table
+    test: Table
+
+
+class PlateauControl:
+    """Learning-rate plateau and early stopping on the monitored validation value, across epochs."""
+
+    def __init__(self, patience: int, stop_patience: int, mode: str = "min", factor: float = 0.1,
+                 min_lr: float = 1e-7):
+        self.patience, self.stop_patience, self.mode = patience, stop_patience, mode
+        self.factor, self.min_lr = factor, min_lr
+        self.best = math.inf if mode == "min" else -math.inf
+        self.wait_lr = self.wait_stop = 0
+
+    def improved(self, value: float) -> bool:
+        return value < self.best if self.mode == "min" else value > self.best
+
+    def step(self, value: float, lr: float) -> tuple:
+        """Returns ``(is_best, new_lr, stop)`` after an epoch with monitored ``value``."""
+        if self.improved(value):
+            self.best, self.wait_lr, self.wait_stop = value, 0, 0
+            return True, lr, False
+        self.wait_lr += 1
+        self.wait_stop += 1
+        if self.wait_lr >= self.patience and lr > self.min_lr:
+            lr, self.wait_lr = max(lr * self.factor, self.min_lr), 0
+        return False, lr, self.wait_stop >= self.stop_patience
+
+
+def load_splits(cfg: RunConfig) -> list:
+    """Load, validate and split every dataset of the run (fails before any model is built)."""
+    splits = []
+    for name, tasks in cfg.datasets:
+        table = load_table(name, cfg.data_dir, tasks, cfg.image_check)
+        if cfg.limit:
+            table = table.subset(np.random.default_rng(cfg.seed).permutation(len(table))[:cfg.limit])
+        parts = split_indices(table, cfg.n_splits, cfg.fold, cfg.seed, cfg.val_fraction)
+        splits.append(Split(*(table.subset(parts[s]) for s in ("train", "valid", "test"))))
+    return splits
+
+
+def class_counts(splits: list, cfg: RunConfig) -> tuple:
+    """Number of classes and class names per task (from the datasets that label it)."""
+    classes, names = {}, {}
+    for (name, tasks), sp in zip(cfg.datasets, splits):
+        for t in tasks:
+            vocab = sp.train.info.vocab[t]
+            if t in classes and classes[t] != len(vocab):
+                raise DataError(f"datasets disagree on the classes of '{t}': {len(vocab)} in '{name}' "
+                                f"vs {classes[t]}")
+            classes[t], names[t] = len(vocab), list(vocab)
+    return classes, names
+
+
+class Trainer:
+    """Runs one configuration end to end; see the module docstring."""
+
+    def __init__(self, cfg: RunConfig):
+        self.cfg = cfg
+
+    # ----------------------------------------------------------------------------------------- setup
+    def setup(self) -> None:
+        import keras
+
+        from models import ModelSpec, build_net
+        from utils.run_dir import RunDir
+
+        cfg = self.cfg
+        keras.utils.set_random_seed(cfg.seed)
+        if cfg.data_dir is None:
+            cfg.data_dir = str(default_data_dir())
+        self.splits = load_splits(cfg)
+        self.classes, self.class_names = class_counts(self.splits, cfg)
+        self.spec = ModelSpec(cfg.model, self.classes, cfg.input_size, cfg.is_dropout, cfg.is_bn,
+                              cfg.weights_decay, cfg.cross_stitch, cfg.weights, cfg.regularization)
+        cfg.input_size = self.spec.input_size
+        if cfg.lr is None:
+            cfg.lr = 1e-4 if self.spec.backbone == "vggFace" else 1e-3
+        self.model = build_net(self.spec)
+        self.snapshot = None
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        if not cfg.run_name:
+            ds = "-".join(n for n, _ in cfg.datasets)
+            cfg.run_name = f"{ds}-{self.spec.backbone}-{cfg.method_tag()}-{stamp}"
+        self.run = RunDir(Path(cfg.output_dir) / cfg.script / cfg.run_name)
+        self.run.write_json("config.json", {
+            **dataclasses.asdict(cfg), "tasks": cfg.tasks, "classes": self.classes,
+            "class_names": self.class_names, "model_spec": dataclasses.asdict(self.spec),
+            "split_sizes": {n: {s: len(getattr(sp, s)) for s in ("train", "valid", "test")}
+                            for (n, _), sp in zip(cfg.datasets, self.splits)},
+            "started": stamp})
+        monitor_mode = "min" if self.cfg.monitor == "val_loss" else "max"
+        self.plateau = PlateauControl(cfg.patience, cfg.early_stopping_patience or 2 * cfg.patience,
+                                      monitor_mode)
+        self.frozen = None
+        self.lr = cfg.lr
+
+    def compile(self, lr: float) -> None:
+        import keras
+
+        from utils.losses import MaskedAccuracy, masked_cce
+
+        keys = [f"{t}_prediction" for t in self.classes]
+        self.model.compile(
+            optimizer=keras.optimizers.Adam(lr),
+            loss={k: masked_cce for k in keys},
+            loss_weights={f"{t}_prediction": float(self.cfg.loss_weights.get(t, 1.0)) for t in self.classes},
+            metrics={k: [MaskedAccuracy(name="acc")] for k in keys})
+
+    def set_frozen(self, frozen: bool) -> None:
+        """Freeze or unfreeze the backbone (two-stage schedule of ``--is_freezing``), then recompile."""
+        from models import trunk_layers
+
+        if frozen == self.frozen:
+            return
+        for layer in trunk_layers(self.model, self.classes):
+            layer.trainable = not frozen
+        self.frozen = frozen
+        self.lr = self.cfg.frozen_lr if frozen else self.cfg.lr
+        self.compile(self.lr)
+
+    # ------------------------------------------------------------------------------------- schedule
+    def phase(self, epoch: int):
+        """Training data of an epoch: ``'joint'`` or the index of the single dataset to train on."""
+        cfg = self.cfg
+        if cfg.mode == "stl":
+            return 0
+        if cfg.mode == "joint" or epoch < cfg.warmup_epochs:
+            return "joint"
+        return (epoch - cfg.warmup_epochs) % len(self.splits)
+
+    def take_snapshot(self):
+        """A true copy of the current model (own variables), and its feature/logit probe."""
+        import keras
+
+        from models import feature_model
+
+        if self.snapshot is None:
+            self.snapshot = keras.models.clone_model(self.model)
+            self.probe = feature_model(self.snapshot, list(self.classes))
+        self.snapshot.set_weights(self.model.get_weights())
+        return self.probe
+
+    def probe_outputs(self, probe, table: Table) -> dict:
+        from utils.pipelines import image_dataset
+
+        ds = image_dataset(table.paths, max(self.cfg.batch_size, 64), self.spec.input_size, self.spec.channels)
+        return {k: np.asarray(v) for k, v in probe.predict(ds, verbose=0).items()}
+
+    def fills_for(self, unlabelled: list, epoch: int) -> tuple:
+        """Targets for the tasks each table in ``unlabelled`` lacks.
+
+        Returns ``({(i, task): rows}, stats)`` where ``i`` indexes ``unlabelled``. Pseudo labels of a
+        task are computed over the union of the tables lacking it (so density and distribution see the
+        whole unlabelled set), from the snapshot's predictions.
+        """
+        p = self.cfg.pseudo
+        if p.mode == "naive" or (self.cfg.mode == "joint" and epoch < max(self.cfg.warmup_epochs, 1)):
+            return {}, {}
+        probe = self.take_snapshot()
+        outs = [self.probe_outputs(probe, t) for t in unlabelled]
+        fills, stats = {}, {}
+        for task, n_classes in self.classes.items():
+            members = [i for i, t in enumerate(unlabelled) if task not in t.labels]
+            if not members:
+                continue
+            logits = np.concatenate([outs[i][f"{task}_logits"] for i in members])
+            probs = np.concatenate([outs[i][f"{task}_probs"] for i in members])
+            oracle = np.concatenate([unlabelled[i].oracle.get(task, np.full(len(unlabelled[i]), -1))
+                                     for i in members])
+            feat_u = feat_l = None
+            if p.needs_features:
+                feat_u = np.concatenate([outs[i][f"{task}_features"] for i in members])
+                labelled = [sp.train for sp in self.splits if task in sp.train.labels]
+                lab_out = [self.probe_outputs(probe, t) for t in labelled]
+                feat_l = np.concatenate([o[f"{task}_features"] for o in lab_out])
+                if p.is_LTN:
+                    probs = self.transfer_labels(task, labelled, lab_out, members, outs, feat_u)
+                    logits = np.log(np.clip(probs, 1e-8, 1.0))
+                if p.is_MRF:
+                    from utils.mrf import mean_field
+
+                    probs = mean_field(probs, feat_u)
+                    logits = np.log(np.clip(probs, 1e-8, 1.0))
+            result = build_targets(p, logits, probs, feat_u, feat_l, oracle)
+            start = 0
+            for i in members:
+                n = len(unlabelled[i])
+                fills[(i, task)] = result.targets[start:start + n]
+                start += n
+            stats.update({f"pseudo_{task}_{k}": v for k, v in result.stats.items()})
+        return fills, stats
+
+    def transfer_labels(self, task, labelled, lab_out, members, outs, feat_u) -> np.ndarray:
+        """LEL-LTN: the label transfer network's probabilities for ``task`` on the unlabelled rows."""
+        from utils.label_transfer import fit_and_transfer, transfer_inputs
+
+        others = [t for t in self.classes if t != task]
+        x_l = transfer_inputs([np.concatenate([o[f"{t}_probs"] for o in lab_out]) for t in others],
+                              np.concatenate([o[f"{task}_features"] for o in lab_out]))
+        y_l = np.concatenate([t.labels[task] for t in labelled])
+        x_u = transfer_inputs([np.concatenate([outs[i][f"{t}_probs"] for i in members]) for t in others], feat_u)
+        probs, _ = fit_and_transfer(x_l[y_l >= 0], y_l[y_l >= 0], x_u, self.classes[task], seed=self.cfg.seed)
+        return probs
+
+    def epoch_data(self, epoch: int):
+        """(paths, targets, stats, phase name) for one epoch."""
+        from utils.pipelines import alternating_arrays, joint_arrays, stl_arrays
+
+        ph = self.phase(epoch)
+        trains = [sp.train for sp in self.splits]
+        if self.cfg.mode == "stl":
+            return (*stl_arrays(trains[0], self.classes), {}, trains[0].name)
+        if ph == "joint":
+            fills, stats = self.fills_for(trains, epoch)
+            return (*joint_arrays(trains, self.classes, fills), stats, "joint")
+        fills, stats = self.fills_for([trains[ph]], epoch)
+        task_fills = {t: rows for (_, t), rows in fills.items()}
+        return (*alternating_arrays(trains[ph], self.classes, task_fills), stats, trains[ph].name)
+
+    # ----------------------------------------------------------------------------------- evaluation
+    def evaluate(self, part: str) -> dict:
+        from utils.evaluation import predict_table, task_metrics
+
+        tables = [getattr(sp, part) for sp in self.splits]
+        preds = [predict_table(self.model, t, max(self.cfg.batch_size, 64), self.spec.input_size,
+                               self.spec.channels) for t in tables]
+        metrics = {t: task_metrics(tables, preds, t, c) for t, c in self.classes.items()}
+        return {t: m for t, m in metrics.items() if m is not None}
+
+    def monitored(self, val: dict) -> float:
+        if self.cfg.monitor == "val_loss":
+            return sum(self.cfg.loss_weights.get(t, 1.0) * m["loss"] for t, m in val.items())
+        return float(np.mean([m["acc"] for m in val.values()]))
+
+    # ----------------------------------------------------------------------------------------- loop
+    def fit(self) -> dict:
+        from utils.pipelines import make_dataset
+        from utils.run_dir import atomic_save_model
+
+        cfg = self.cfg
+        self.setup()
+        print(f"run folder: {self.run.path}")
+        print(f"tasks: {self.classes}  datasets: "
+              + ", ".join(f"{sp.train.name} (train {len(sp.train)}, valid {len(sp.valid)}, test "
+                          f"{len(sp.test)})" for sp in self.splits))
+        self.set_frozen(bool(cfg.is_freezing))
+        for epoch in range(cfg.epoch):
+            t0 = time.time()
+            if cfg.is_freezing and epoch == cfg.no_freezing_epoch:
+                self.set_frozen(False)
+            paths, targets, stats, phase = self.epoch_data(epoch)
+            ds = make_dataset(paths, targets, cfg.batch_size, self.spec.input_size, self.spec.channels,
+                              shuffle=True, seed=cfg.seed, augment=cfg.is_augmentation, repeat_epoch=epoch)
+            hist = self.model.fit(ds, epochs=epoch + 1, initial_epoch=epoch, shuffle=False, verbose=0).history
+            val = self.evaluate("valid")
+            value = self.monitored(val)
+            if not math.isfinite(value) or not all(math.isfinite(v[-1]) for v in hist.values()):
+                raise FloatingPointError(f"epoch {epoch}: non-finite loss ({phase} phase); stopping. "
+                                         f"Last good weights: {self.run.path / 'last.keras'}")
+            is_best, new_lr, stop = self.plateau.step(value, self.lr)
+            row = {"epoch": epoch, "phase": phase, "lr": self.lr, "frozen": int(bool(self.frozen)),
+                   "seconds": 0.0, **{f"train_{k}": float(v[-1]) for k, v in hist.items()}, **stats,
+                   cfg.monitor: value}
+            for t, m in val.items():
+                row[f"val_{t}_acc"], row[f"val_{t}_loss"] = m["acc"], m["loss"]
+                self.run.write_confusion(f"epoch_{epoch:03d}_{t}", m["confusion"], self.class_names[t],
+                                         f"epoch {epoch} {t} (valid)")
+            atomic_save_model(self.model, self.run.path / "last.keras")
+            if is_best:
+                atomic_save_model(self.model, self.run.path / "best.keras")
+            row["seconds"] = round(time.time() - t0, 2)
+            self.run.append_metrics(row)
+            print(f"epoch {epoch + 1}/{cfg.epoch} [{phase}] "
+                  + " ".join(f"val_{t}_acc={m['acc']:.4f}" for t, m in val.items())
+                  + f" {cfg.monitor}={value:.4f}"
+                  + "".join(f" {k}={v:.3f}" for k, v in stats.items() if isinstance(v, float))
+                  + (" *" if is_best else "") + f" ({row['seconds']:.1f}s)", flush=True)
+            if new_lr != self.lr:
+                print(f"  learning rate {self.lr:.2e} -> {new_lr:.2e} (no improvement for {cfg.patience} epochs)")
+                self.lr = new_lr
+                self.model.optimizer.learning_rate.assign(new_lr)
+            if stop:
+                print(f"  early stopping after epoch {epoch + 1}: no improvement for "
+                      f"{self.plateau.stop_patience} epochs")
+                break
+        return self.finish()
+
+    def finish(self) -> dict:
+        import keras
+
+        best = self.run.path / "best.keras"
+        if best.exists():
+            self.model.set_weights(keras.models.load_model(best, compile=False).get_weights())
+        test = self.evaluate("test")
+        for t, m in test.items():
+            self.run.write_confusion(f"test_{t}", m["confusion"], self.class_names[t], f"test {t} (best weights)")
+        result = {t: {"acc": m["acc"], "balanced_acc": m["balanced_acc"], "loss": m["loss"], "n": m["n"],
+                      "per_class_acc": dict(zip(self.class_names[t], m["per_class_acc"]))}
+                  for t, m in test.items()}
+        self.run.write_json("test_metrics.json", {"run": str(self.run.path), "test": result})
+        print("test (best weights): " + " ".join(f"{t}_acc={m['acc']:.4f}" for t, m in test.items()))
+        for t, m in test.items():
+            print(f"  {t}: " + ", ".join(f"{n}={a:.2f}" for n, a in zip(self.class_names[t], m["per_class_acc"])
+                                         if not math.isnan(a)))
+        return {"run_dir": str(self.run.path), "test": result}
+
+
+def train(cfg: RunConfig) -> dict:
+    """Train one configuration; returns the run folder and the test metrics."""
+    return Trainer(cfg).fit()
+
+
+def load_config(run_dir: str) -> dict:
+    return json.loads((Path(run_dir) / "config.json").read_text())

@@ -1,0 +1,38 @@
+"""Held-out evaluation on true labels only: per-task accuracy, loss and confusion matrices."""
+from __future__ import annotations
+
+import numpy as np
+
+from utils.pipelines import image_dataset
+
+
+def predict_table(model, table, batch_size: int, size: int, channels: int) -> dict:
+    """All heads' probabilities on a table's images, in table order (``{task: (N, C)}``)."""
+    out = model.predict(image_dataset(table.paths, batch_size, size, channels), verbose=0)
+    return {k.removesuffix("_prediction"): np.asarray(v) for k, v in out.items()}
+
+
+def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Confusion matrix over every class (rows = truth), even classes absent from the data."""
+    m = np.zeros((n_classes, n_classes), np.int64)
+    np.add.at(m, (y_true, y_pred), 1)
+    return m
+
+
+def task_metrics(tables: list, predictions: list, task: str, n_classes: int) -> dict | None:
+    """Accuracy, mean cross-entropy and confusion over the tables that label ``task``."""
+    ys, ps = [], []
+    for table, pred in zip(tables, predictions):
+        if task in table.labels:
+            have = table.labels[task] >= 0
+            ys.append(table.labels[task][have])
+            ps.append(pred[task][have])
+    if not ys or sum(len(y) for y in ys) == 0:
+        return None
+    y, p = np.concatenate(ys), np.concatenate(ps)
+    loss = float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], 1e-7, 1.0))))
+    pred = p.argmax(axis=1)
+    cm = confusion(y, pred, n_classes)
+    per_class = np.divide(np.diag(cm), cm.sum(1), out=np.full(n_classes, np.nan), where=cm.sum(1) > 0)
+    return {"acc": float((pred == y).mean()), "loss": loss, "n": int(len(y)), "confusion": cm,
+            "per_class_acc": per_class, "balanced_acc": float(np.nanmean(per_class))}

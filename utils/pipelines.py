@@ -1,0 +1,115 @@
+"""tf.data input pipelines driven by the cleaned CSVs (STL, joint "confusion" and alternating).
+
+Every pipeline is built the same way: numpy arrays of image paths and per-task target rows (zeros =
+missing, soft or weighted rows = pseudo / distilled targets) go through ``make_dataset``, which
+decodes, resizes, converts to grey for one-channel models, augments, shuffles per epoch with a seed,
+batches and prefetches, all inside TensorFlow: no Python runs per image or per batch.
+"""
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from utils.datasets import Table
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def load_image(path, size: int, channels: int):
+    """Read, decode (JPEG/PNG/BMP/GIF) and resize one image to float32 pixels in [0, 255].
+
+    Grey images are expanded to RGB first and RGB is reduced with ITU-R 601 weights (the same as
+    OpenCV's BGR2GRAY) for one-channel models, so every input format gives the same layout.
+    """
+    img = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    return prepare_image(img, size, channels)
+
+
+def prepare_image(img, size: int, channels: int):
+    """Resize an RGB uint8 image (H, W, 3) to the model's input; shared by training and the demos."""
+    img = tf.image.resize(tf.cast(img, tf.float32), (size, size), method="bilinear", antialias=True)
+    img = tf.clip_by_value(img, 0.0, 255.0)
+    if channels == 1:
+        img = tf.image.rgb_to_grayscale(img)
+    return img
+
+
+def augmenter(seed: int):
+    """Rotation +-10 degrees, shift +-10 %, horizontal flip with p = 0.5 (REFERENCE_SPEC 5.5, fixed)."""
+    import keras
+
+    return keras.Sequential([
+        keras.layers.RandomRotation(10 / 360, fill_mode="reflect", seed=seed),
+        keras.layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=seed + 1),
+        keras.layers.RandomFlip("horizontal", seed=seed + 2),
+    ], name="augmentation")
+
+
+def make_dataset(paths: np.ndarray, targets: dict, batch_size: int, size: int, channels: int,
+                 shuffle: bool = False, seed: int = 0, augment: bool = False, repeat_epoch: int = 0):
+    """A batched ``tf.data.Dataset`` of ``(images, {"<task>_prediction": rows})``.
+
+    ``repeat_epoch`` makes the shuffle order depend on the epoch, so a resumed run sees the same order.
+    """
+    targets = {f"{t}_prediction": np.asarray(v, np.float32) for t, v in targets.items()}
+    ds = tf.data.Dataset.from_tensor_slices((np.asarray(paths, str), targets))
+    if shuffle:
+        ds = ds.shuffle(len(paths), seed=seed * 100003 + repeat_epoch, reshuffle_each_iteration=False)
+    ds = ds.map(lambda p, y: (load_image(p, size, channels), y), num_parallel_calls=AUTOTUNE,
+                deterministic=True)
+    ds = ds.batch(batch_size)
+    if augment:
+        aug = augmenter(seed + repeat_epoch)
+        ds = ds.map(lambda x, y: (aug(x, training=True), y), num_parallel_calls=AUTOTUNE)
+    return ds.prefetch(AUTOTUNE)
+
+
+def image_dataset(paths: np.ndarray, batch_size: int, size: int, channels: int):
+    """Images only, in the given order (for predictions: pseudo labels, evaluation)."""
+    ds = tf.data.Dataset.from_tensor_slices(np.asarray(paths, str))
+    ds = ds.map(lambda p: load_image(p, size, channels), num_parallel_calls=AUTOTUNE, deterministic=True)
+    return ds.batch(batch_size).prefetch(AUTOTUNE)
+
+
+def onehot(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """One-hot rows; label -1 (missing) gives a zero row."""
+    out = np.zeros((len(labels), n_classes), np.float32)
+    have = labels >= 0
+    out[np.flatnonzero(have), labels[have]] = 1.0
+    return out
+
+
+def true_targets(table: Table, classes: dict) -> dict:
+    """Target rows from a table's own labels; tasks it does not label get zero rows."""
+    return {t: onehot(table.labels[t], c) if t in table.labels else np.zeros((len(table), c), np.float32)
+            for t, c in classes.items()}
+
+
+def stl_arrays(table: Table, classes: dict):
+    """Single-dataset training arrays: paths and true targets."""
+    return table.paths, true_targets(table, classes)
+
+
+def joint_arrays(tables: list, classes: dict, fills: dict | None = None):
+    """Joint ("confusion") arrays: all datasets concatenated, missing tasks zero or ``fills``.
+
+    ``fills[(dataset_index, task)]`` replaces the zero rows of a task the dataset does not label.
+    Shuffling the concatenation each epoch mixes the datasets in every batch in proportion to size.
+    """
+    paths, parts = [], {t: [] for t in classes}
+    for i, table in enumerate(tables):
+        paths.append(table.paths)
+        own = true_targets(table, classes)
+        for t in classes:
+            fill = (fills or {}).get((i, t))
+            parts[t].append(own[t] if fill is None or t in table.labels else fill)
+    return np.concatenate(paths), {t: np.concatenate(v) for t, v in parts.items()}
+
+
+def alternating_arrays(table: Table, classes: dict, fills: dict | None = None):
+    """Arrays for one alternating epoch over one dataset; missing tasks from ``fills[task]``."""
+    targets = true_targets(table, classes)
+    for t, rows in (fills or {}).items():
+        if t not in table.labels:
+            targets[t] = rows
+    return table.paths, targets
