@@ -105,6 +105,8 @@ def build_parser(script: str) -> argparse.ArgumentParser:
     g.add_argument("--fold", type=int, default=0, help="which fold is the test set")
     g.add_argument("--val_fraction", type=float, default=0.1, help="share of train held out for validation")
     g.add_argument("--limit", type=int, default=None, help="use at most this many rows per dataset")
+    g.add_argument("--cache_mb", type=int, default=3072,
+                   help="keep decoded images in memory when they fit in this many MB (0 = never)")
     g.add_argument("--image_check", default="header", choices=("none", "exists", "header", "decode"),
                    help="how thoroughly to check every image before training")
 
@@ -130,6 +132,8 @@ def build_parser(script: str) -> argparse.ArgumentParser:
     _bool(g, "is_freezing", help="train the heads with a frozen backbone first")
     g.add_argument("--no_freezing_epoch", type=int, default=32, help="epoch at which the backbone is unfrozen")
     _bool(g, "cross_stitch", default=True, help="cross-stitch unit between task branches (dense heads)")
+    _bool(g, "bn_recalibration", default=True,
+          help="alternating runs: re-estimate BatchNorm statistics on all datasets after each epoch")
     g.add_argument("--seed", type=int, default=1)
     g.add_argument("--output_dir", default="runs", help="runs are written to OUTPUT_DIR/<script>/<run_name>/")
     g.add_argument("--run_name", default=None)
@@ -242,10 +246,10 @@ def parse_config(script: str, argv: list | None = None):
         lr=a.lr, is_augmentation=a.is_augmentation, is_dropout=a.is_dropout, is_bn=a.is_bn,
         weights_decay=a.weights_decay, is_freezing=a.is_freezing, no_freezing_epoch=a.no_freezing_epoch,
         loss_weights=loss_weights, pseudo=pseudo, warmup_epochs=warmup, regularization=regularization,
-        cross_stitch=a.cross_stitch, patience=a.patience, early_stopping_patience=a.early_stopping_patience,
+        cross_stitch=a.cross_stitch, bn_recalibration=a.bn_recalibration, patience=a.patience, early_stopping_patience=a.early_stopping_patience,
         monitor=a.monitor, n_splits=a.n_splits, fold=a.fold, val_fraction=a.val_fraction, seed=a.seed,
         data_dir=a.data_dir, output_dir=a.output_dir, run_name=a.run_name, weights=weights,
-        input_size=a.input_size, limit=a.limit, image_check=a.image_check)
+        input_size=a.input_size, limit=a.limit, cache_mb=a.cache_mb, image_check=a.image_check)
 
 
 def ensure_toy_data(cfg) -> None:

@@ -201,6 +201,10 @@ def split_indices(table: Table, n_splits: int = 5, fold: int = 0, seed: int = 1,
         train = rng.permutation(parts["train"])
         n_val = max(1, int(round(len(train) * val_fraction)))
         parts["valid"], parts["train"] = np.sort(train[:n_val]), np.sort(train[n_val:])
+    # With no validation data the test rows select checkpoints (the reference's protocol), and
+    # a dataset without test rows is tested on its validation rows.
+    if len(parts["valid"]) == 0:
+        parts["valid"] = parts["test"]
     if len(parts["test"]) == 0:
         parts["test"] = parts["valid"]
     for s in ("train", "valid", "test"):

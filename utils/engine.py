@@ -54,6 +54,8 @@ class RunConfig:
     warmup_epochs: int = 0
     regularization: dict = field(default_factory=dict)
     cross_stitch: bool = True
+    bn_recalibration: bool = True
+    cache_mb: int = 3072
     patience: int = 5
     early_stopping_patience: int | None = None
     monitor: str = "val_loss"
@@ -173,6 +175,7 @@ class Trainer:
             cfg.lr = 1e-4 if self.spec.backbone == "vggFace" else 1e-3
         self.model = build_net(self.spec)
         self.snapshot = None
+        self.cache = self.build_cache()
         stamp = time.strftime("%Y%m%d-%H%M%S")
         if not cfg.run_name:
             ds = "-".join(n for n, _ in cfg.datasets)
@@ -189,6 +192,20 @@ class Trainer:
                                       monitor_mode)
         self.frozen = None
         self.lr = cfg.lr
+
+    def build_cache(self):
+        """Decode every image of the run once into memory when it fits in ``cache_mb``."""
+        from utils.pipelines import ImageCache
+
+        paths = {p for sp in self.splits for part in (sp.train, sp.valid, sp.test) for p in part.paths}
+        need = ImageCache.nbytes(len(paths), self.spec.input_size, self.spec.channels)
+        if need > self.cfg.cache_mb * 2**20:
+            print(f"image cache off: {need / 2**20:.0f} MB needed, --cache_mb={self.cfg.cache_mb}")
+            return None
+        t0 = time.time()
+        cache = ImageCache(list(paths), self.spec.input_size, self.spec.channels)
+        print(f"image cache: {len(paths)} images, {need / 2**20:.0f} MB, decoded in {time.time() - t0:.1f}s")
+        return cache
 
     def compile(self, lr: float) -> None:
         import keras
@@ -239,7 +256,8 @@ class Trainer:
     def probe_outputs(self, probe, table: Table) -> dict:
         from utils.pipelines import image_dataset
 
-        ds = image_dataset(table.paths, max(self.cfg.batch_size, 64), self.spec.input_size, self.spec.channels)
+        ds = image_dataset(table.paths, max(self.cfg.batch_size, 64), self.spec.input_size, self.spec.channels,
+                           self.cache)
         return {k: np.asarray(v) for k, v in probe.predict(ds, verbose=0).items()}
 
     def fills_for(self, unlabelled: list, epoch: int) -> tuple:
@@ -250,7 +268,7 @@ class Trainer:
         whole unlabelled set), from the snapshot's predictions.
         """
         p = self.cfg.pseudo
-        if p.mode == "naive" or (self.cfg.mode == "joint" and epoch < max(self.cfg.warmup_epochs, 1)):
+        if p.mode == "naive" or epoch < self.cfg.warmup_epochs:
             return {}, {}
         probe = self.take_snapshot()
         outs = [self.probe_outputs(probe, t) for t in unlabelled]
@@ -313,13 +331,39 @@ class Trainer:
         task_fills = {t: rows for (_, t), rows in fills.items()}
         return (*alternating_arrays(trains[ph], self.classes, task_fills), stats, trains[ph].name)
 
+    def recalibrate_batchnorm(self, epoch: int, n_images: int = 640) -> None:
+        """Re-estimate BatchNorm moving statistics on a mixed sample of every training dataset.
+
+        After an epoch on one dataset the moving statistics describe that dataset's image style
+        only; evaluation and the next epoch's pseudo labels would then normalise the other datasets
+        with the wrong statistics. Forward passes in training mode (no gradient step) on a seeded
+        mixed sample fix that. No-op for models without BatchNorm.
+        """
+        import keras
+
+        from utils.pipelines import image_dataset
+
+        def has_bn(layer):
+            return isinstance(layer, keras.layers.BatchNormalization) or any(
+                has_bn(sub) for sub in getattr(layer, "layers", []))
+
+        if not any(has_bn(layer) for layer in self.model.layers):
+            return
+        rng = np.random.default_rng([self.cfg.seed, epoch])
+        per = max(1, n_images // len(self.splits))
+        paths = np.concatenate([rng.choice(sp.train.paths, min(per, len(sp.train)), replace=False)
+                                for sp in self.splits])
+        for x in image_dataset(rng.permutation(paths), self.cfg.batch_size, self.spec.input_size,
+                               self.spec.channels, self.cache):
+            self.model(x, training=True)
+
     # ----------------------------------------------------------------------------------- evaluation
     def evaluate(self, part: str) -> dict:
         from utils.evaluation import predict_table, task_metrics
 
         tables = [getattr(sp, part) for sp in self.splits]
         preds = [predict_table(self.model, t, max(self.cfg.batch_size, 64), self.spec.input_size,
-                               self.spec.channels) for t in tables]
+                               self.spec.channels, self.cache) for t in tables]
         metrics = {t: task_metrics(tables, preds, t, c) for t, c in self.classes.items()}
         return {t: m for t, m in metrics.items() if m is not None}
 
@@ -346,8 +390,11 @@ class Trainer:
                 self.set_frozen(False)
             paths, targets, stats, phase = self.epoch_data(epoch)
             ds = make_dataset(paths, targets, cfg.batch_size, self.spec.input_size, self.spec.channels,
-                              shuffle=True, seed=cfg.seed, augment=cfg.is_augmentation, repeat_epoch=epoch)
+                              shuffle=True, seed=cfg.seed, augment=cfg.is_augmentation, repeat_epoch=epoch,
+                              cache=self.cache)
             hist = self.model.fit(ds, epochs=epoch + 1, initial_epoch=epoch, shuffle=False, verbose=0).history
+            if cfg.bn_recalibration and cfg.mode == "alternating" and phase != "joint":
+                self.recalibrate_batchnorm(epoch)
             val = self.evaluate("valid")
             value = self.monitored(val)
             if not math.isfinite(value) or not all(math.isfinite(v[-1]) for v in hist.values()):

@@ -6,9 +6,9 @@ import numpy as np
 from utils.pipelines import image_dataset
 
 
-def predict_table(model, table, batch_size: int, size: int, channels: int) -> dict:
+def predict_table(model, table, batch_size: int, size: int, channels: int, cache=None) -> dict:
     """All heads' probabilities on a table's images, in table order (``{task: (N, C)}``)."""
-    out = model.predict(image_dataset(table.paths, batch_size, size, channels), verbose=0)
+    out = model.predict(image_dataset(table.paths, batch_size, size, channels, cache), verbose=0)
     return {k.removesuffix("_prediction"): np.asarray(v) for k, v in out.items()}
 
 

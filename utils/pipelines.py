@@ -45,30 +45,71 @@ def augmenter(seed: int):
     ], name="augmentation")
 
 
+class ImageCache:
+    """Decoded, resized images (uint8) of a fixed set of files, held in memory.
+
+    Training re-reads the same images several times per epoch (the epoch itself, pseudo-label
+    passes over the unlabelled and labelled sets, validation); with the cache each later pass is a
+    gather from memory instead of a JPEG decode. The array lives in a ``tf.Variable`` so that
+    tf.data captures it by handle instead of copying it into the graph.
+    """
+
+    def __init__(self, paths, size: int, channels: int, batch_size: int = 256):
+        paths = np.asarray(sorted(set(map(str, paths))))
+        self.index = {p: i for i, p in enumerate(paths)}
+        self.size, self.channels = size, channels
+        blocks = [tf.cast(tf.round(x), tf.uint8).numpy()
+                  for x in _decode_dataset(paths, batch_size, size, channels)]
+        self.images = tf.Variable(np.concatenate(blocks), trainable=False, name="image_cache")
+
+    @staticmethod
+    def nbytes(n_images: int, size: int, channels: int) -> int:
+        return n_images * size * size * channels
+
+    def rows(self, paths) -> np.ndarray:
+        return np.fromiter((self.index[str(p)] for p in paths), np.int64, len(paths))
+
+    def gather(self, rows):
+        return tf.cast(tf.gather(self.images, rows), tf.float32)
+
+
+def _decode_dataset(paths, batch_size: int, size: int, channels: int):
+    ds = tf.data.Dataset.from_tensor_slices(np.asarray(paths, str))
+    ds = ds.map(lambda p: load_image(p, size, channels), num_parallel_calls=AUTOTUNE, deterministic=True)
+    return ds.batch(batch_size).prefetch(AUTOTUNE)
+
+
 def make_dataset(paths: np.ndarray, targets: dict, batch_size: int, size: int, channels: int,
-                 shuffle: bool = False, seed: int = 0, augment: bool = False, repeat_epoch: int = 0):
+                 shuffle: bool = False, seed: int = 0, augment: bool = False, repeat_epoch: int = 0,
+                 cache: ImageCache | None = None):
     """A batched ``tf.data.Dataset`` of ``(images, {"<task>_prediction": rows})``.
 
     ``repeat_epoch`` makes the shuffle order depend on the epoch, so a resumed run sees the same order.
+    With ``cache`` the images come from memory (see ``ImageCache``), otherwise from the files.
     """
     targets = {f"{t}_prediction": np.asarray(v, np.float32) for t, v in targets.items()}
-    ds = tf.data.Dataset.from_tensor_slices((np.asarray(paths, str), targets))
+    source = cache.rows(paths) if cache is not None else np.asarray(paths, str)
+    ds = tf.data.Dataset.from_tensor_slices((source, targets))
     if shuffle:
         ds = ds.shuffle(len(paths), seed=seed * 100003 + repeat_epoch, reshuffle_each_iteration=False)
-    ds = ds.map(lambda p, y: (load_image(p, size, channels), y), num_parallel_calls=AUTOTUNE,
-                deterministic=True)
-    ds = ds.batch(batch_size)
+    if cache is not None:
+        ds = ds.batch(batch_size).map(lambda r, y: (cache.gather(r), y), num_parallel_calls=AUTOTUNE)
+    else:
+        ds = ds.map(lambda p, y: (load_image(p, size, channels), y), num_parallel_calls=AUTOTUNE,
+                    deterministic=True).batch(batch_size)
     if augment:
         aug = augmenter(seed + repeat_epoch)
         ds = ds.map(lambda x, y: (aug(x, training=True), y), num_parallel_calls=AUTOTUNE)
     return ds.prefetch(AUTOTUNE)
 
 
-def image_dataset(paths: np.ndarray, batch_size: int, size: int, channels: int):
+def image_dataset(paths: np.ndarray, batch_size: int, size: int, channels: int,
+                  cache: ImageCache | None = None):
     """Images only, in the given order (for predictions: pseudo labels, evaluation)."""
-    ds = tf.data.Dataset.from_tensor_slices(np.asarray(paths, str))
-    ds = ds.map(lambda p: load_image(p, size, channels), num_parallel_calls=AUTOTUNE, deterministic=True)
-    return ds.batch(batch_size).prefetch(AUTOTUNE)
+    if cache is None:
+        return _decode_dataset(paths, batch_size, size, channels)
+    ds = tf.data.Dataset.from_tensor_slices(cache.rows(paths)).batch(batch_size)
+    return ds.map(cache.gather, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
 
 
 def onehot(labels: np.ndarray, n_classes: int) -> np.ndarray:

@@ -75,7 +75,7 @@ def dataset_info(name: str, columns=None) -> DatasetInfo:
     name = canonical_name(name)
     if name in DATASETS:
         return DATASETS[name]
-    cols = set(columns or ())
+    cols = set(columns) if columns is not None else set()
     return DatasetInfo(name, {t: DEFAULT_VOCAB[t] for t in TASKS if t in cols})
 
 

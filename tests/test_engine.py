@@ -1,0 +1,100 @@
+"""Short real training runs of the engine on tiny synthetic data (also the oneDNN regression test)."""
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+
+from utils.cli import main, parse_config
+from utils.engine import PlateauControl, Trainer
+
+FAST = ["--model=mini_xception", "--batch_size=32", "--image_check=exists"]
+
+
+def rows(run_dir):
+    with open(os.path.join(run_dir, "metrics.csv")) as f:
+        return list(csv.DictReader(f))
+
+
+def only_run(out, script):
+    (name,) = os.listdir(out / script)
+    return out / script / name
+
+
+def test_onednn_is_disabled_before_tensorflow_import():
+    assert os.environ["TF_ENABLE_ONEDNN_OPTS"] == "0"
+
+
+def test_stl_run_writes_a_complete_run_folder(toy_root, tmp_path):
+    code = main("STL_general_train", ["--dataset=toy_emotion", "--task_type=0", "--epoch=2", *FAST,
+                                      f"--data_dir={toy_root}", f"--output_dir={tmp_path}"])
+    assert code == 0
+    run = only_run(tmp_path, "STL_general_train")
+    for name in ("config.json", "metrics.csv", "best.keras", "last.keras", "test_metrics.json"):
+        assert (run / name).is_file(), name
+    assert os.listdir(run / "tensorboard")
+    for stem in ("epoch_000_emotion", "epoch_001_emotion", "test_emotion"):
+        assert (run / "confusion" / f"{stem}.txt").is_file() and (run / "confusion" / f"{stem}.png").is_file()
+    config = json.loads((run / "config.json").read_text())
+    assert config["classes"] == {"emotion": 7} and config["datasets"] == [["toy_emotion", ["emotion"]]]
+    metrics = rows(run)
+    assert [r["epoch"] for r in metrics] == ["0", "1"]
+    assert all(np.isfinite(float(r["train_loss"])) for r in metrics)
+    test = json.loads((run / "test_metrics.json").read_text())["test"]["emotion"]
+    assert 0.0 <= test["acc"] <= 1.0 and test["n"] == 24
+    lines = (run / "confusion" / "test_emotion.txt").read_text().splitlines()
+    assert lines[1].startswith("angry") and sum(int(v) for line in lines[1:] for v in line.split()[1:]) == 24
+
+
+def test_joint_pseudo_labels_log_selection_and_oracle_accuracy(toy_root, tmp_path):
+    argv = ["--dataset_emotion=toy_emotion", "--dataset_pose=toy_pose", "--epoch=2", *FAST,
+            "--is_pesudo=True", "--is_pesudo_confidence=True", "--is_pesudo_density=True",
+            "--is_pesudo_distribution=True", "--cluster_k=2", "--selection_threshold=0.5",
+            f"--data_dir={toy_root}", f"--output_dir={tmp_path}"]
+    assert main("CONFUSION_EP_multitask", argv) == 0
+    metrics = rows(only_run(tmp_path, "CONFUSION_EP_multitask"))
+    assert metrics[0]["phase"] == "joint" and not metrics[0].get("pseudo_pose_selected_share")  # warm-up
+    share = float(metrics[1]["pseudo_pose_selected_share"])
+    assert 0.45 <= share <= 0.6
+    assert 0.0 <= float(metrics[1]["pseudo_emotion_oracle_acc_selected"]) <= 1.0
+
+
+def test_alternating_schedule_and_manifold_regularisers(toy_root, tmp_path):
+    argv = ["--dataset_emotion=toy_emotion", "--dataset_pose=toy_pose", "--epoch=3", *FAST,
+            "--is_distilled=True", "distill_t=2", f"--data_dir={toy_root}", f"--output_dir={tmp_path}"]
+    assert main("ALTERNATIVE_EP", argv) == 0
+    metrics = rows(only_run(tmp_path, "ALTERNATIVE_EP"))
+    assert [r["phase"] for r in metrics] == ["joint", "toy_emotion", "toy_pose"]
+    argv = ["--dataset_emotion=toy_emotion", "--dataset_pose=toy_pose", "--epoch=1", *FAST, "--is_naive=True",
+            "--is_lnorm=True", "--is_trace_norm=True", "--norm_weights=0.01",
+            f"--data_dir={toy_root}", f"--output_dir={tmp_path}"]
+    cfg = parse_config("CONFUSION_EP_multitask_manifold", argv)
+    assert set(cfg.regularization) == {"l21", "trace", "laplacian", "sigma"}
+    trainer = Trainer(cfg)
+    trainer.fit()
+    assert trainer.model.get_layer("feature_regularization").l21 == 0.01
+
+
+def test_snapshot_is_independent_of_further_training(toy_root, tmp_path):
+    cfg = parse_config("ALTERNATIVE_EP", ["--dataset_emotion=toy_emotion", "--dataset_pose=toy_pose", *FAST,
+                                          f"--data_dir={toy_root}", f"--output_dir={tmp_path}"])
+    t = Trainer(cfg)
+    t.setup()
+    t.compile(1e-2)
+    t.take_snapshot()
+    before = [w.copy() for w in t.snapshot.get_weights()]
+    x = np.random.default_rng(0).uniform(0, 255, (8, 64, 64, 1)).astype(np.float32)
+    y = {"emotion_prediction": np.eye(7)[np.arange(8) % 7], "pose_prediction": np.eye(5)[np.arange(8) % 5]}
+    t.model.train_on_batch(x, y)
+    assert any(not np.array_equal(a, b) for a, b in zip(t.model.get_weights(), before))
+    assert all(np.array_equal(a, b) for a, b in zip(t.snapshot.get_weights(), before))
+
+
+def test_plateau_lowers_the_learning_rate_then_stops():
+    p = PlateauControl(patience=2, stop_patience=4)
+    lr, log = 1e-3, []
+    for v in [1.0, 0.9, 0.95, 0.96, 0.97, 0.98]:
+        best, lr, stop = p.step(v, lr)
+        log.append((best, lr, stop))
+    assert log[1][0] and log[3][1] == pytest.approx(1e-4) and log[5][2] and not log[4][2]

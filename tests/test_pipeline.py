@@ -1,0 +1,74 @@
+"""The tf.data pipeline: shapes, dtypes, seeded shuffling, grey conversion, cache equivalence."""
+import cv2
+import numpy as np
+import pytest
+
+from utils.datasets import load_table
+from utils.pipelines import ImageCache, joint_arrays, make_dataset, onehot, prepare_image, true_targets
+
+
+@pytest.fixture(scope="module")
+def tables(toy_root):
+    return [load_table("toy_emotion", toy_root), load_table("toy_gender_age", toy_root)]
+
+
+def first_batch(ds):
+    return next(iter(ds))
+
+
+def test_batches_have_model_shapes_and_dtypes(tables):
+    t = tables[0]
+    x, y = first_batch(make_dataset(t.paths, true_targets(t, {"emotion": 7}), 16, 64, 1))
+    assert x.shape == (16, 64, 64, 1) and x.dtype.name == "float32"
+    assert 0.0 <= float(np.min(x)) and float(np.max(x)) <= 255.0
+    assert y["emotion_prediction"].shape == (16, 7)
+    x3, _ = first_batch(make_dataset(t.paths, true_targets(t, {"emotion": 7}), 4, 96, 3))
+    assert x3.shape == (4, 96, 96, 3)
+
+
+def test_grey_conversion_matches_opencv(tables):
+    path = tables[0].paths[0]
+    ours = prepare_image(cv2.imread(path)[..., ::-1], 64, 1).numpy()[..., 0]
+    ref = cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2GRAY).astype(np.float32)  # files are 64x64
+    assert np.abs(ours - ref).max() <= 1.0
+
+
+def test_shuffle_is_seeded_per_epoch(tables):
+    t = tables[0]
+    tg = {"emotion": onehot(np.arange(len(t)) % 7, 7)}
+    order = lambda **kw: np.concatenate([y["emotion_prediction"].numpy().argmax(1)  # noqa: E731
+                                         for _, y in make_dataset(t.paths, tg, 32, 64, 1, shuffle=True, **kw)])
+    a, b = order(seed=1, repeat_epoch=0), order(seed=1, repeat_epoch=0)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, order(seed=1, repeat_epoch=1))
+    assert sorted(a.tolist()) == sorted((np.arange(len(t)) % 7).tolist())
+
+
+def test_cached_images_equal_decoded_images(tables):
+    t = tables[0]
+    tg = true_targets(t, {"emotion": 7})
+    cache = ImageCache(t.paths, 64, 1)
+    x_files, y_files = first_batch(make_dataset(t.paths, tg, 8, 64, 1))
+    x_cache, y_cache = first_batch(make_dataset(t.paths, tg, 8, 64, 1, cache=cache))
+    assert np.abs(x_files.numpy() - x_cache.numpy()).max() <= 0.5  # uint8 rounding only
+    np.testing.assert_array_equal(y_files["emotion_prediction"], y_cache["emotion_prediction"])
+
+
+def test_augmentation_changes_pixels_not_shapes(tables):
+    t = tables[0]
+    tg = true_targets(t, {"emotion": 7})
+    plain, _ = first_batch(make_dataset(t.paths, tg, 8, 64, 1))
+    aug, _ = first_batch(make_dataset(t.paths, tg, 8, 64, 1, augment=True, seed=3))
+    assert aug.shape == plain.shape and np.abs(aug.numpy() - plain.numpy()).mean() > 1.0
+
+
+def test_joint_arrays_zero_fill_missing_tasks(tables):
+    classes = {"emotion": 7, "gender": 2, "age": 8}
+    paths, targets = joint_arrays(tables, classes)
+    n0 = len(tables[0])
+    assert len(paths) == n0 + len(tables[1])
+    assert targets["emotion"][:n0].sum(1).min() == 1 and targets["emotion"][n0:].sum() == 0
+    assert targets["age"][:n0].sum() == 0 and targets["age"][n0:].sum(1).min() == 1
+    fill = np.full((n0, 2), 0.5, np.float32)
+    _, filled = joint_arrays(tables, classes, {(0, "gender"): fill})
+    np.testing.assert_array_equal(filled["gender"][:n0], fill)

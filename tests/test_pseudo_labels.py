@@ -1,0 +1,142 @@
+"""Pseudo-label formulas pinned against hand-computed cases (REFERENCE_SPEC 11.4)."""
+import numpy as np
+import pytest
+from scipy.optimize import linprog
+
+from utils import pseudo_labels as pl
+from utils.pseudo_labels import PseudoConfig, build_targets
+
+
+def test_distillation_is_per_row_and_stable():
+    z = np.array([[1000.0, 999.0, 0.0], [0.0, 0.0, 0.0]])
+    d = pl.softmax(z, t=2.0)
+    np.testing.assert_allclose(d.sum(1), 1.0, rtol=1e-6)
+    e = np.exp(np.array([0.0, -0.5, -500.0]))
+    np.testing.assert_allclose(d[0], e / e.sum(), rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(d[1], 1 / 3, rtol=1e-6)
+
+
+def test_parity_softmax_sums_to_one_over_the_whole_matrix():
+    z = np.random.default_rng(0).normal(size=(6, 4))
+    assert abs(pl.global_softmax(z, 2).sum() - 1.0) < 1e-6
+
+
+def test_quantile_selection_keeps_ties_and_everything_at_q0():
+    w = np.array([0.1, 0.5, 1.0, 0.2, 0.9])
+    # thr = sorted(w)[floor(0.4 * 5)] = 0.5; rows >= 0.5 are kept (the reference's strict '>' dropped 0.5)
+    assert pl.select(w, 0.4).tolist() == [False, True, True, False, True]
+    assert pl.select(w, 0.0).all()
+    assert pl.select(w, 1.0).tolist() == [False, False, True, False, False]
+    assert pl.select(np.array([0.3, 0.3, 0.3, 0.9]), 0.5).tolist() == [True] * 4  # ties at thr
+
+
+def test_hard_targets_from_confidence_weights():
+    probs = np.array([[0.1, 0.9], [0.5, 0.5], [0.8, 0.2], [0.45, 0.55]])
+    cfg = PseudoConfig(is_pesudo=True, is_pesudo_confidence=True, selection_threshold=0.5)
+    r = build_targets(cfg, np.log(probs), probs)
+    w = probs.max(1) / probs.max()  # [1, .556, .889, .611] -> thr = sorted(w)[floor(0.5 * 4)] = .889
+    assert r.selected.tolist() == [True, False, True, False]
+    np.testing.assert_allclose(r.targets, [[0, w[0]], [0, 0], [w[2], 0], [0, 0]], rtol=1e-6)
+
+
+def test_unselected_rows_can_keep_distilled_knowledge():
+    probs = np.array([[0.1, 0.9], [0.6, 0.4]])
+    cfg = PseudoConfig(is_pesudo=True, is_pesudo_confidence=True, selection_threshold=1.0,
+                       distill_unselected=True, distill_t=1.0)
+    r = build_targets(cfg, np.log(probs), probs)
+    np.testing.assert_allclose(r.targets[1], probs[1], rtol=1e-5)
+
+
+def test_interpolation_rows_sum_to_one_and_follow_the_formula():
+    logits = np.random.default_rng(1).normal(size=(5, 3))
+    probs = pl.softmax(logits)
+    cfg = PseudoConfig(is_pesudo=True, is_interpolation=True, is_pesudo_confidence=True, distill_t=2.0,
+                       interpolation_weights=0.25)
+    r = build_targets(cfg, logits, probs)
+    w = 0.75 * probs.max(1) / probs.max(1).max()
+    expected = w[:, None] * np.eye(3)[probs.argmax(1)] + (1 - w)[:, None] * pl.softmax(logits, 2.0)
+    np.testing.assert_allclose(r.targets, expected, rtol=1e-5)
+    np.testing.assert_allclose(r.targets.sum(1), 1.0, rtol=1e-5)
+
+
+def test_modes_naive_distilled_pure():
+    logits = np.array([[2.0, 0.0], [0.0, 1.0]])
+    assert build_targets(PseudoConfig(is_naive=True, is_pesudo=True), logits) is None
+    d = build_targets(PseudoConfig(is_distilled=True, distill_t=4.0), logits)
+    np.testing.assert_allclose(d.targets, pl.softmax(logits, 4.0))
+    pure = build_targets(PseudoConfig(is_pesudo=True, distill_t=1.0), logits)
+    np.testing.assert_allclose(pure.targets[0], 0.5 * np.array([1, 0]) + 0.5 * pl.softmax(logits)[0], rtol=1e-6)
+
+
+def test_weights_combine_as_a_product():
+    rng = np.random.default_rng(2)
+    feats, logits = rng.normal(size=(60, 4)), rng.normal(size=(60, 3))
+    probs = pl.softmax(logits)
+    base = dict(is_pesudo=True, is_interpolation=True, seed=3)
+    conf = build_targets(PseudoConfig(**base, is_pesudo_confidence=True), logits, probs, feats, feats).weights
+    dens = build_targets(PseudoConfig(**base, is_pesudo_density=True), logits, probs, feats, feats).weights
+    both = build_targets(PseudoConfig(**base, is_pesudo_confidence=True, is_pesudo_density=True),
+                         logits, probs, feats, feats).weights
+    prod = conf * dens
+    np.testing.assert_allclose(both, prod / prod.max(), rtol=1e-6)
+
+
+def test_density_counts_match_brute_force():
+    x = np.random.default_rng(3).normal(size=(40, 3)).astype(np.float32)
+    d = np.sqrt(((x[:, None] - x[None]) ** 2).sum(-1))
+    np.fill_diagonal(d, 0)
+    cutoff = np.sort(d, axis=None)[int(40 * 40 * 0.3)]
+    assert abs(pl.density_cutoff(x, 0.3, np.random.default_rng(0)) - cutoff) < 1e-4
+    # counting exactly at a distance is ill-posed in floating point: test a cutoff between two distances
+    s = np.unique(d)
+    mid = (s[s > cutoff][0] + cutoff) / 2
+    brute = (d < mid).sum(1) - 1  # the reference's count, self excluded
+    np.testing.assert_array_equal(pl.neighbour_counts(x, mid, chunk=7), brute)
+    dens = pl.local_density(x, np.zeros(40, int), 0.3, np.random.default_rng(0))
+    exact = (d < cutoff).sum(1) - 1
+    assert np.abs(dens - (exact - exact.min()) / (exact.max() - exact.min())).max() < 0.1
+
+
+def test_sampled_cutoff_is_close_to_exact():
+    x = np.random.default_rng(4).normal(size=(1500, 8)).astype(np.float32)
+    exact = pl.density_cutoff(x, 0.6, np.random.default_rng(0))
+    sampled = pl.density_cutoff(x, 0.6, np.random.default_rng(0), exact_max=100, n_pairs=200_000)
+    assert abs(sampled - exact) / exact < 0.01
+
+
+def test_constant_density_is_all_ones_not_nan():
+    assert pl.minmax(np.array([3, 3, 3])).tolist() == [1.0, 1.0, 1.0]
+    dens = pl.local_density(np.zeros((1, 2)), np.array([0]), 0.6, np.random.default_rng(0))
+    assert dens.tolist() == [1.0]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_partial_emd_matches_a_linear_programme(seed):
+    rng = np.random.default_rng(seed)
+    k, d = 4, 3
+    point, targets = rng.normal(size=d), rng.normal(size=(k, d))
+    cap = rng.dirichlet(np.ones(k))
+    mass = rng.uniform(0.1, 0.9)
+    dist = np.linalg.norm(targets - point, axis=1)
+    # min sum f_t d_t  s.t.  sum f = mass, 0 <= f_t <= cap_t
+    lp = linprog(dist, A_eq=np.ones((1, k)), b_eq=[mass], bounds=list(zip(np.zeros(k), cap)))
+    assert abs(pl.partial_emd(point, mass, targets, cap) - lp.fun / mass) < 1e-7
+
+
+def test_distribution_weights_favour_the_cluster_near_the_labelled_set():
+    rng = np.random.default_rng(5)
+    labelled = rng.normal(0, 0.3, size=(300, 2))
+    near, far = rng.normal(0, 0.3, size=(200, 2)), rng.normal(6, 0.3, size=(200, 2))
+    w, emd = pl.distribution_weights(labelled, np.vstack([near, far]), k=2, seed=1)
+    assert w[:200].mean() > 0.99 and w[200:].mean() < 0.2 and w.max() == 1.0
+    w2, _ = pl.distribution_weights(labelled, np.vstack([near, far]), k=2, seed=1)
+    np.testing.assert_array_equal(w, w2)  # seeded GMMs: reproducible
+
+
+def test_oracle_statistics_of_selected_and_rejected():
+    probs = np.array([[0.95, 0.05], [0.9, 0.1], [0.55, 0.45], [0.6, 0.4]])
+    oracle = np.array([0, 0, 1, 1])
+    r = build_targets(PseudoConfig(is_pesudo=True, is_pesudo_confidence=True, selection_threshold=0.5),
+                      np.log(probs), probs, oracle=oracle)
+    assert r.stats["oracle_acc_selected"] == 1.0 and r.stats["oracle_acc_rejected"] == 0.0
+    assert r.stats["selected_share"] == 0.5
