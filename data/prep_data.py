@@ -18,7 +18,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import utils  # noqa: E402,F401
 from utils.datasets import DataError, default_data_dir, load_table  # noqa: E402
 
-CONVERTERS = {"expw": "data.sources.expw"}
+CONVERTERS = {name: f"data.sources.{name}" for name in (
+    "fer2013", "ferplus", "sfew", "expw", "aflw", "aflw2000", "pointing04", "adience", "utkface", "fgnet")}
+CONVERTERS.update({"imdb": "data.sources.imdb_wiki", "wiki": "data.sources.imdb_wiki"})
 
 
 def main(argv=None) -> int:
@@ -31,6 +33,8 @@ def main(argv=None) -> int:
     p.add_argument("--limit", type=int, default=None, help="convert at most this many faces")
     p.add_argument("--detector", default="dlib", choices=("dlib", "haar"),
                    help="face detector for releases without boxes")
+    p.add_argument("--min_face_score", type=float, default=1.0, help="imdb/wiki: minimum face_score")
+    p.add_argument("--allow_second_face", action="store_true", help="imdb/wiki: keep photos with a second face")
     p.add_argument("--n", type=int, default=1500, help="toy: images per synthetic dataset")
     p.add_argument("--seed", type=int, default=0, help="toy: random seed")
     a = p.parse_args(argv)
@@ -48,8 +52,10 @@ def main(argv=None) -> int:
         if not a.root or not Path(a.root).is_dir():
             raise DataError(f"--root must be the folder of the raw {a.dataset} release (got {a.root!r})")
         module = importlib.import_module(CONVERTERS[a.dataset])
+        extra = {"name": a.dataset, "min_face_score": a.min_face_score,
+                 "one_face": not a.allow_second_face} if a.dataset in ("imdb", "wiki") else {}
         csv, n, report = module.convert(Path(a.root), out, margin=a.margin, size=a.size or None,
-                                        limit=a.limit, detector=a.detector)
+                                        limit=a.limit, detector=a.detector, **extra)
         load_table(str(csv))  # the result must pass the data contract
         print(report.summary(n, csv))
     except DataError as exc:

@@ -79,10 +79,32 @@ def dataset_info(name: str, columns=None) -> DatasetInfo:
     return DatasetInfo(name, {t: DEFAULT_VOCAB[t] for t in TASKS if t in cols})
 
 
+AGE_GROUP_BOUNDS = ((0, 2), (4, 6), (8, 12), (15, 20), (25, 32), (38, 43), (48, 53), (60, 100))
+
+
 def years_to_group(age: float) -> int:
-    """Adience group index for an age in years (the group whose lower bound is the largest <= age)."""
-    group = 0
-    for i, lower in enumerate(AGE_GROUP_LOWER):
-        if age >= lower:
-            group = i
-    return group
+    """Adience group of an age in years: the group containing it, else the nearest one.
+
+    Ages in the gaps between Adience's groups (3, 7, 13-14, 21-24, 33-37, 44-47, 54-59) go to the
+    nearer group; at equal distance to the older one (e.g. 35 -> 38-43).
+    """
+    dist = [max(lo - age, age - hi, 0.0) for lo, hi in AGE_GROUP_BOUNDS]
+    best = min(dist)
+    return max(i for i, d in enumerate(dist) if d == best)
+
+
+def yaw_to_pose(yaw_degrees: float) -> int:
+    """The 5 head-pose classes of REFERENCE_SPEC 2.6 from yaw in degrees; -1 for NaN (missing).
+
+    0: |yaw| < 10, 1: 10 <= yaw < 60, 2: -60 < yaw <= -10, 3: yaw <= -60, 4: yaw >= 60.
+    """
+    d = float(yaw_degrees)
+    if d != d:
+        return -1
+    if abs(d) < 10:
+        return 0
+    if 10 <= d < 60:
+        return 1
+    if -60 < d <= -10:
+        return 2
+    return 3 if d <= -60 else 4

@@ -78,3 +78,43 @@ def find_file(root: Path, name: str) -> Path:
     if not hits:
         raise DataError(f"{root}: {name} not found (is --root the dataset's folder?)")
     return hits[0]
+
+
+def detect_largest_face(bgr: np.ndarray, detector: str = "dlib"):
+    """(x0, y0, x1, y1) of the largest face found by dlib's HOG detector or the Haar cascade, or None."""
+    boxes = _detector(detector)(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    if not boxes:
+        return None
+    x, y, w, h = max(boxes, key=lambda b: b[2] * b[3])
+    return x, y, x + w, y + h
+
+
+_DETECTORS = {}
+
+
+def _detector(kind: str):
+    from utils.demo import FaceDetector
+
+    if kind not in _DETECTORS:
+        _DETECTORS[kind] = FaceDetector(kind)
+    return _DETECTORS[kind]
+
+
+def landmark_box(points: np.ndarray):
+    """Bounding box (x0, y0, x1, y1) of visible 2-D landmarks (rows = points; negatives = invisible)."""
+    pts = np.asarray(points, np.float64)
+    pts = pts[(pts[:, 0] >= 0) & (pts[:, 1] >= 0)]
+    if len(pts) < 2:
+        return None
+    return pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max()
+
+
+def read_image(path: Path, report: Report):
+    """BGR image or None (counted as 'missing image' / 'unreadable image')."""
+    if not Path(path).exists():
+        report.skip("missing image", str(path))
+        return None
+    img = cv2.imread(str(path))
+    if img is None:
+        report.skip("unreadable image", str(path))
+    return img

@@ -1,0 +1,55 @@
+"""Pointing'04 head pose (Gourier et al. 2004): ``PersonNN/personNNSIII<tilt><pan>.jpg`` + ``.txt`` box.
+
+The file name holds person, series, image index, tilt and pan in degrees (``person01146-30+45.jpg``:
+tilt -30, pan +45). The ``.txt`` lists the face box as centre x, centre y, width, height after a
+``Face`` line. Pan is binned into the same 5 yaw classes as AFLW (REFERENCE_SPEC 2.6); tilt and pan are
+kept as columns and ``subject`` (the person) makes splits person-disjoint.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from data.sources.common import Report, crop_box, read_image, save_crop, write_csv
+from utils.tasks import yaw_to_pose
+
+NAME = re.compile(r"^person(\d{2})(\d)(\d{2})([+-]\d+)([+-]\d+)$", re.IGNORECASE)
+
+
+def read_box(path: Path):
+    """(x0, y0, x1, y1) from the centre/size numbers of a Pointing'04 .txt, or None."""
+    try:
+        nums = [float(v) for v in path.read_text().split() if re.fullmatch(r"-?\d+(\.\d+)?", v)]
+    except OSError:
+        return None
+    if len(nums) < 4:
+        return None
+    cx, cy, w, h = nums[-4:]
+    return cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
+
+
+def convert(root: Path, out: Path, margin=0.1, size=None, limit=None, **_) -> tuple:
+    report, rows = Report("pointing04"), []
+    for f in sorted(root.rglob("*.jpg")):
+        if limit and len(rows) >= limit:
+            break
+        m = NAME.match(f.stem)
+        if not m:
+            report.skip("malformed file name", f.name)
+            continue
+        box = read_box(f.with_suffix(".txt"))
+        if box is None:
+            report.skip("missing or unreadable face box (.txt)", f.name)
+            continue
+        img = read_image(f, report)
+        if img is None:
+            continue
+        crop = crop_box(img, *box, margin)
+        if crop is None:
+            report.skip("empty face box", f.name)
+            continue
+        tilt, pan = int(m.group(4)), int(m.group(5))
+        rel = save_crop(crop, out, f"crops/pointing04/{f.stem}.jpg", size)
+        rows.append({"full_path": rel, "pose": yaw_to_pose(pan), "pan": pan, "tilt": tilt,
+                     "subject": f"person{m.group(1)}", "series": int(m.group(2))})
+    return write_csv(rows, out, "pointing04"), len(rows), report

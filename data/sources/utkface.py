@@ -1,0 +1,45 @@
+"""UTKFace (Zhang, Song, Qi 2017): labels in file names ``age_gender_race_date.jpg[.chip.jpg]``.
+
+UTKFace codes gender 0 = male, 1 = female; this project's convention is 0 female, 1 male, so it is
+flipped. Ages 0-116 in years are kept (``age_years``) and mapped to the 8 groups (``age``). Names that
+do not have four numeric fields (the release has a few) are reported and skipped.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from data.sources.common import Report, read_image, save_crop, write_csv
+from utils.tasks import years_to_group
+
+NAME = re.compile(r"^(\d+)_(\d+)_(\d+)_(\d+)\.jpg(\.chip\.jpg)?$", re.IGNORECASE)
+
+
+def parse_name(name: str):
+    """(age, gender in this project's convention, race) or None for a malformed name."""
+    m = NAME.match(name)
+    if not m:
+        return None
+    age, gender, race = int(m.group(1)), int(m.group(2)), int(m.group(3))
+    if gender not in (0, 1) or not 0 <= race <= 4:
+        return None
+    return age, 1 - gender, race
+
+
+def convert(root: Path, out: Path, size=None, limit=None, **_) -> tuple:
+    report, rows = Report("utkface"), []
+    for f in sorted(p for p in root.rglob("*.jpg") if p.is_file()):
+        if limit and len(rows) >= limit:
+            break
+        parsed = parse_name(f.name)
+        if parsed is None:
+            report.skip("malformed file name (expected age_gender_race_date.jpg)", f.name)
+            continue
+        age, gender, race = parsed
+        img = read_image(f, report)
+        if img is None:
+            continue
+        rel = save_crop(img, out, f"crops/utkface/{f.name.split('.')[0]}.jpg", size)
+        rows.append({"full_path": rel, "gender": gender, "age": years_to_group(age), "age_years": age,
+                     "race": race})
+    return write_csv(rows, out, "utkface"), len(rows), report

@@ -1,0 +1,146 @@
+"""Turn run folders into the comparison table a paper needs, plus training-curve plots.
+
+    python utils/report.py runs/ [more run folders or parents ...] --out report/
+
+One row per method configuration (script, datasets, model, missing-task strategy, regularisers; seeds,
+folds and run names are pooled), one column per task: held-out test accuracy as mean +- std over the
+pooled runs, with the number of runs. Writes ``results.md``, ``results.csv`` and ``curves.png``
+(validation accuracy per task over epochs, one line per configuration, averaged over its runs).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+TASK_ORDER = ("emotion", "pose", "gender", "age")
+
+
+def find_runs(paths) -> list:
+    """Run folders (holding config.json and test_metrics.json) at or below the given paths."""
+    runs = []
+    for p in map(Path, paths):
+        runs += [c.parent for c in sorted(p.glob("**/test_metrics.json")) if (c.parent / "config.json").exists()]
+    return sorted(set(runs))
+
+
+def method_name(config: dict) -> str:
+    """A readable label for a configuration, e.g. 'ALTERNATIVE_EP mtl-sa hard (conf+dens+dist)'."""
+    p = config.get("pseudo", {})
+    mode = config["mode"]
+    if mode == "stl":
+        label = "STL"
+    elif p.get("is_naive") or not (p.get("is_distilled") or p.get("is_pesudo") or p.get("is_interpolation")):
+        label = "All-in-one" if mode == "joint" else "naive alternation"
+    elif p.get("is_distilled"):
+        label = f"distilled T={p.get('distill_t')}" + (" (DML-LWF)" if mode == "alternating" else "")
+    else:
+        parts = [k for k, on in (("conf", p.get("is_pesudo_confidence")), ("dens", p.get("is_pesudo_density")),
+                                 ("dist", p.get("is_pesudo_distribution"))) if on]
+        label = ("MTL-SA soft" if p.get("is_interpolation") else f"MTL-SA hard q={p.get('selection_threshold')}")
+        label += f" ({'+'.join(parts) or 'pure'})"
+        if p.get("is_LTN"):
+            label = "LEL-LTN " + label
+        if p.get("is_MRF"):
+            label = "DCN-AP " + label
+    reg = [k for k in config.get("regularization", {}) if k != "sigma"]
+    if reg:
+        label += " + " + "+".join(reg)
+    datasets = "+".join(d for d, _ in config["datasets"])
+    return f"{label} | {config['model']} | {datasets}"
+
+
+def collect(runs: list) -> dict:
+    groups = defaultdict(list)
+    for run in runs:
+        config = json.loads((run / "config.json").read_text())
+        test = json.loads((run / "test_metrics.json").read_text())["test"]
+        metrics = []
+        if (run / "metrics.csv").exists():
+            with open(run / "metrics.csv", newline="") as f:
+                metrics = list(csv.DictReader(f))
+        groups[method_name(config)].append({"run": run, "test": test, "metrics": metrics})
+    return groups
+
+
+def table(groups: dict) -> tuple:
+    tasks = [t for t in TASK_ORDER if any(t in r["test"] for g in groups.values() for r in g)]
+    rows = []
+    for name, runs in sorted(groups.items()):
+        row = {"method": name, "runs": len(runs)}
+        for t in tasks:
+            accs = [r["test"][t]["acc"] for r in runs if t in r["test"]]
+            row[t] = (float(np.mean(accs)), float(np.std(accs)), len(accs)) if accs else None
+        rows.append(row)
+    return tasks, rows
+
+
+def write_report(groups: dict, out: Path) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    tasks, rows = table(groups)
+    fmt = lambda c: "—" if c is None else f"{c[0]:.3f} ± {c[1]:.3f}"  # noqa: E731
+    md = ["| method | model | datasets | runs | " + " | ".join(tasks) + " |",
+          "|---|---|---|---:|" + "---:|" * len(tasks)]
+    for r in rows:
+        label, model, data = r["method"].split(" | ")
+        md.append(f"| {label} | {model} | {data} | {r['runs']} | " + " | ".join(fmt(r[t]) for t in tasks) + " |")
+    (out / "results.md").write_text("Held-out test accuracy, mean ± std over runs (seeds / folds).\n\n"
+                                    + "\n".join(md) + "\n")
+    with open(out / "results.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["method", "model", "datasets", "runs"] + [f"{t}_{s}" for t in tasks for s in ("mean", "std", "n")])
+        for r in rows:
+            w.writerow(r["method"].split(" | ") + [r["runs"]]
+                       + [v for t in tasks for v in (r[t] if r[t] else ("", "", 0))])
+    plot_curves(groups, tasks, out / "curves.png")
+    return {"tasks": tasks, "rows": rows}
+
+
+def plot_curves(groups: dict, tasks: list, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 3.6), squeeze=False)
+    for ax, t in zip(axes[0], tasks):
+        for name, runs in sorted(groups.items()):
+            curves = [[float(m[f"val_{t}_acc"]) for m in r["metrics"] if m.get(f"val_{t}_acc")] for r in runs]
+            curves = [c for c in curves if c]
+            if not curves:
+                continue
+            n = min(map(len, curves))
+            ax.plot(np.arange(1, n + 1), np.mean([c[:n] for c in curves], axis=0), label=name.split(" | ")[0])
+        ax.set_title(f"{t}: validation accuracy", fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("paths", nargs="+", help="run folders or folders containing them")
+    p.add_argument("--out", default="report", help="output folder")
+    a = p.parse_args(argv)
+    runs = find_runs(a.paths)
+    if not runs:
+        print(f"error: no finished run folders (with test_metrics.json) under {' '.join(a.paths)}", file=sys.stderr)
+        return 1
+    write_report(collect(runs), Path(a.out))
+    print((Path(a.out) / "results.md").read_text())
+    print(f"{len(runs)} runs -> {a.out}/results.md, results.csv, curves.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
