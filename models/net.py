@@ -99,10 +99,11 @@ def build_net(spec: ModelSpec) -> keras.Model:
             if spec.dropout:
                 h = L.Dropout(0.5, name=f"{t}_dropout")(h)
             logits.append(L.Dense(spec.tasks[t], kernel_regularizer=reg, name=t)(h))
-    preds = [L.Activation("softmax", name=f"{t}_prediction")(z) for t, z in zip(tasks, logits)]
+    # float32 outputs and penalties keep mixed-precision training numerically safe
+    preds = [L.Activation("softmax", dtype="float32", name=f"{t}_prediction")(z) for t, z in zip(tasks, logits)]
     if spec.feature_regularization:
-        preds = FeatureRegularization(**spec.feature_regularization, name="feature_regularization")(
-            feats + preds)
+        preds = FeatureRegularization(**spec.feature_regularization, dtype="float32",
+                                      name="feature_regularization")(feats + preds)
     model = keras.Model(inp, {f"{t}_prediction": p for t, p in zip(tasks, preds)},
                         name=f"{'-'.join(tasks)}_{spec.backbone}")
     _load_pretrained(model, spec)

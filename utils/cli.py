@@ -11,6 +11,7 @@ import argparse
 import re
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 DATASET_SLOTS = {  # flag -> tasks the dataset given to it labels
     "dataset_emotion": ("emotion",),
@@ -135,6 +136,12 @@ def build_parser(script: str) -> argparse.ArgumentParser:
     _bool(g, "bn_recalibration", default=True,
           help="alternating runs: re-estimate BatchNorm statistics on all datasets after each epoch")
     g.add_argument("--seed", type=int, default=1)
+    g.add_argument("--resume", default=None, metavar="RUN_DIR",
+                   help="continue an interrupted run from its last finished epoch (its own config is used)")
+    g.add_argument("--distribute", default="none", choices=("none", "mirrored", "multiworker"),
+                   help="tf.distribute: MirroredStrategy (local GPUs) or MultiWorkerMirroredStrategy (TF_CONFIG)")
+    _bool(g, "mixed_precision", help="mixed_float16 compute (GPUs with tensor cores)")
+    _bool(g, "jit", help="XLA-compile the training step")
     g.add_argument("--output_dir", default="runs", help="runs are written to OUTPUT_DIR/<script>/<run_name>/")
     g.add_argument("--run_name", default=None)
 
@@ -206,6 +213,11 @@ def normalise_argv(argv: list, parser: argparse.ArgumentParser) -> list:
 
 def parse_config(script: str, argv: list | None = None):
     """Parse a script's command line into a ``RunConfig``."""
+    return parse_command(script, argv)[0]
+
+
+def parse_command(script: str, argv: list | None = None):
+    """Parse a script's command line into ``(RunConfig, resume run folder or None)``."""
     from utils.engine import RunConfig
     from utils.pseudo_labels import PseudoConfig
     from utils.tasks import TASK_TYPE_CODES, canonical_name
@@ -249,7 +261,8 @@ def parse_config(script: str, argv: list | None = None):
         cross_stitch=a.cross_stitch, bn_recalibration=a.bn_recalibration, patience=a.patience, early_stopping_patience=a.early_stopping_patience,
         monitor=a.monitor, n_splits=a.n_splits, fold=a.fold, val_fraction=a.val_fraction, seed=a.seed,
         data_dir=a.data_dir, output_dir=a.output_dir, run_name=a.run_name, weights=weights,
-        input_size=a.input_size, limit=a.limit, cache_mb=a.cache_mb, image_check=a.image_check)
+        input_size=a.input_size, limit=a.limit, cache_mb=a.cache_mb, image_check=a.image_check,
+        distribute=a.distribute, mixed_precision=a.mixed_precision, jit=a.jit), a.resume
 
 
 def ensure_toy_data(cfg) -> None:
@@ -268,12 +281,16 @@ def main(script: str, argv: list | None = None) -> int:
     """Entry point of the training scripts: parse, train, and turn data problems into one-line errors."""
     from models import WeightsError
     from utils.datasets import DataError
-    from utils.engine import train
+    from utils.engine import config_from_run, train
 
-    cfg = parse_config(script, argv)
+    cfg, resume = parse_command(script, argv)
     try:
+        if resume:
+            if not (Path(resume) / "config.json").is_file():
+                raise DataError(f"--resume {resume}: not a run folder (no config.json)")
+            cfg = config_from_run(resume)
         ensure_toy_data(cfg)
-        train(cfg)
+        train(cfg, resume=bool(resume))
     except (DataError, WeightsError, FloatingPointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

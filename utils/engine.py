@@ -56,6 +56,9 @@ class RunConfig:
     cross_stitch: bool = True
     bn_recalibration: bool = True
     cache_mb: int = 3072
+    distribute: str = "none"  # none | mirrored | multiworker
+    mixed_precision: bool = False
+    jit: bool = False
     patience: int = 5
     early_stopping_patience: int | None = None
     monitor: str = "val_loss"
@@ -156,7 +159,7 @@ class Trainer:
         self.cfg = cfg
 
     # ----------------------------------------------------------------------------------------- setup
-    def setup(self) -> None:
+    def setup(self, resume: bool = False) -> None:
         import keras
 
         from models import ModelSpec, build_net
@@ -164,6 +167,10 @@ class Trainer:
 
         cfg = self.cfg
         keras.utils.set_random_seed(cfg.seed)
+        if cfg.mixed_precision:
+            keras.mixed_precision.set_global_policy("mixed_float16")
+        self.strategy = make_strategy(cfg.distribute)
+        self.multiworker = cfg.distribute == "multiworker"
         if cfg.data_dir is None:
             cfg.data_dir = str(default_data_dir())
         self.splits = load_splits(cfg)
@@ -173,25 +180,35 @@ class Trainer:
         cfg.input_size = self.spec.input_size
         if cfg.lr is None:
             cfg.lr = 1e-4 if self.spec.backbone == "vggFace" else 1e-3
-        self.model = build_net(self.spec)
+        with self.strategy.scope():
+            self.model = build_net(self.spec)
+        if cfg.distribute != "none":  # replicas share BatchNorm batch statistics (and so moving averages)
+            for layer in all_layers(self.model):
+                if isinstance(layer, keras.layers.BatchNormalization):
+                    layer.synchronized = True
         self.snapshot = None
         self.cache = self.build_cache()
         stamp = time.strftime("%Y%m%d-%H%M%S")
         if not cfg.run_name:
             ds = "-".join(n for n, _ in cfg.datasets)
             cfg.run_name = f"{ds}-{self.spec.backbone}-{cfg.method_tag()}-{stamp}"
-        self.run = RunDir(Path(cfg.output_dir) / cfg.script / cfg.run_name)
+        self.run = RunDir(run_folder(cfg, self.strategy))
+        if not resume:
+            self.write_config(stamp)
+        monitor_mode = "min" if self.cfg.monitor == "val_loss" else "max"
+        self.plateau = PlateauControl(cfg.patience, cfg.early_stopping_patience or 2 * cfg.patience,
+                                      monitor_mode)
+        self.frozen = None
+        self.lr = cfg.lr
+
+    def write_config(self, stamp: str) -> None:
+        cfg = self.cfg
         self.run.write_json("config.json", {
             **dataclasses.asdict(cfg), "tasks": cfg.tasks, "classes": self.classes,
             "class_names": self.class_names, "model_spec": dataclasses.asdict(self.spec),
             "split_sizes": {n: {s: len(getattr(sp, s)) for s in ("train", "valid", "test")}
                             for (n, _), sp in zip(cfg.datasets, self.splits)},
             "started": stamp})
-        monitor_mode = "min" if self.cfg.monitor == "val_loss" else "max"
-        self.plateau = PlateauControl(cfg.patience, cfg.early_stopping_patience or 2 * cfg.patience,
-                                      monitor_mode)
-        self.frozen = None
-        self.lr = cfg.lr
 
     def build_cache(self):
         """Decode every image of the run once into memory when it fits in ``cache_mb``."""
@@ -213,11 +230,13 @@ class Trainer:
         from utils.losses import MaskedAccuracy, masked_cce
 
         keys = [f"{t}_prediction" for t in self.classes]
-        self.model.compile(
-            optimizer=keras.optimizers.Adam(lr),
-            loss={k: masked_cce for k in keys},
-            loss_weights={f"{t}_prediction": float(self.cfg.loss_weights.get(t, 1.0)) for t in self.classes},
-            metrics={k: [MaskedAccuracy(name="acc")] for k in keys})
+        with self.strategy.scope():
+            self.model.compile(
+                optimizer=keras.optimizers.Adam(lr),
+                loss={k: masked_cce for k in keys},
+                loss_weights={f"{t}_prediction": float(self.cfg.loss_weights.get(t, 1.0)) for t in self.classes},
+                metrics={k: [MaskedAccuracy(name="acc")] for k in keys},
+                jit_compile=bool(self.cfg.jit))
 
     def set_frozen(self, frozen: bool) -> None:
         """Freeze or unfreeze the backbone (two-stage schedule of ``--is_freezing``), then recompile."""
@@ -248,17 +267,19 @@ class Trainer:
         from models import feature_model
 
         if self.snapshot is None:
-            self.snapshot = keras.models.clone_model(self.model)
-            self.probe = feature_model(self.snapshot, list(self.classes))
+            with self.strategy.scope():
+                self.snapshot = keras.models.clone_model(self.model)
+                self.probe = feature_model(self.snapshot, list(self.classes))
         self.snapshot.set_weights(self.model.get_weights())
         return self.probe
 
     def probe_outputs(self, probe, table: Table) -> dict:
+        from utils.evaluation import predict
         from utils.pipelines import image_dataset
 
         ds = image_dataset(table.paths, max(self.cfg.batch_size, 64), self.spec.input_size, self.spec.channels,
                            self.cache)
-        return {k: np.asarray(v) for k, v in probe.predict(ds, verbose=0).items()}
+        return predict(probe, ds, local=self.multiworker)
 
     def fills_for(self, unlabelled: list, epoch: int) -> tuple:
         """Targets for the tasks each table in ``unlabelled`` lacks.
@@ -343,11 +364,7 @@ class Trainer:
 
         from utils.pipelines import image_dataset
 
-        def has_bn(layer):
-            return isinstance(layer, keras.layers.BatchNormalization) or any(
-                has_bn(sub) for sub in getattr(layer, "layers", []))
-
-        if not any(has_bn(layer) for layer in self.model.layers):
+        if not any(isinstance(layer, keras.layers.BatchNormalization) for layer in all_layers(self.model)):
             return
         rng = np.random.default_rng([self.cfg.seed, epoch])
         per = max(1, n_images // len(self.splits))
@@ -363,7 +380,7 @@ class Trainer:
 
         tables = [getattr(sp, part) for sp in self.splits]
         preds = [predict_table(self.model, t, max(self.cfg.batch_size, 64), self.spec.input_size,
-                               self.spec.channels, self.cache) for t in tables]
+                               self.spec.channels, self.cache, local=self.multiworker) for t in tables]
         metrics = {t: task_metrics(tables, preds, t, c) for t, c in self.classes.items()}
         return {t: m for t, m in metrics.items() if m is not None}
 
@@ -373,33 +390,40 @@ class Trainer:
         return float(np.mean([m["acc"] for m in val.values()]))
 
     # ----------------------------------------------------------------------------------------- loop
-    def fit(self) -> dict:
+    def fit(self, resume: bool = False) -> dict:
+        import keras
+
         from utils.pipelines import make_dataset
-        from utils.run_dir import atomic_save_model
 
         cfg = self.cfg
-        self.setup()
+        self.setup(resume)
         print(f"run folder: {self.run.path}")
         print(f"tasks: {self.classes}  datasets: "
               + ", ".join(f"{sp.train.name} (train {len(sp.train)}, valid {len(sp.valid)}, test "
                           f"{len(sp.test)})" for sp in self.splits))
-        self.set_frozen(bool(cfg.is_freezing))
-        for epoch in range(cfg.epoch):
+        start = self.restore() if resume else 0
+        if not resume:
+            self.set_frozen(bool(cfg.is_freezing))
+        for epoch in range(start, cfg.epoch):
             t0 = time.time()
+            keras.utils.set_random_seed(cfg.seed * 1000 + epoch)  # same dropout / sampling after a resume
             if cfg.is_freezing and epoch == cfg.no_freezing_epoch:
                 self.set_frozen(False)
             paths, targets, stats, phase = self.epoch_data(epoch)
-            ds = make_dataset(paths, targets, cfg.batch_size, self.spec.input_size, self.spec.channels,
-                              shuffle=True, seed=cfg.seed, augment=cfg.is_augmentation, repeat_epoch=epoch,
-                              cache=self.cache)
-            hist = self.model.fit(ds, epochs=epoch + 1, initial_epoch=epoch, shuffle=False, verbose=0).history
+            if self.multiworker:
+                hist = self.distributed_epoch(paths, targets, epoch)
+            else:
+                ds = make_dataset(paths, targets, cfg.batch_size, self.spec.input_size, self.spec.channels,
+                                  shuffle=True, seed=cfg.seed, augment=cfg.is_augmentation, repeat_epoch=epoch,
+                                  cache=self.cache)
+                hist = self.model.fit(ds, epochs=epoch + 1, initial_epoch=epoch, shuffle=False, verbose=0,
+                                      callbacks=[keras.callbacks.TerminateOnNaN()]).history
+            check_finite(hist, epoch, phase, self.run.path)
             if cfg.bn_recalibration and cfg.mode == "alternating" and phase != "joint":
                 self.recalibrate_batchnorm(epoch)
             val = self.evaluate("valid")
             value = self.monitored(val)
-            if not math.isfinite(value) or not all(math.isfinite(v[-1]) for v in hist.values()):
-                raise FloatingPointError(f"epoch {epoch}: non-finite loss ({phase} phase); stopping. "
-                                         f"Last good weights: {self.run.path / 'last.keras'}")
+            check_finite({"validation loss": [value]}, epoch, phase, self.run.path)
             is_best, new_lr, stop = self.plateau.step(value, self.lr)
             row = {"epoch": epoch, "phase": phase, "lr": self.lr, "frozen": int(bool(self.frozen)),
                    "seconds": 0.0, **{f"train_{k}": float(v[-1]) for k, v in hist.items()}, **stats,
@@ -408,11 +432,7 @@ class Trainer:
                 row[f"val_{t}_acc"], row[f"val_{t}_loss"] = m["acc"], m["loss"]
                 self.run.write_confusion(f"epoch_{epoch:03d}_{t}", m["confusion"], self.class_names[t],
                                          f"epoch {epoch} {t} (valid)")
-            atomic_save_model(self.model, self.run.path / "last.keras")
-            if is_best:
-                atomic_save_model(self.model, self.run.path / "best.keras")
             row["seconds"] = round(time.time() - t0, 2)
-            self.run.append_metrics(row)
             print(f"epoch {epoch + 1}/{cfg.epoch} [{phase}] "
                   + " ".join(f"val_{t}_acc={m['acc']:.4f}" for t, m in val.items())
                   + f" {cfg.monitor}={value:.4f}"
@@ -422,11 +442,127 @@ class Trainer:
                 print(f"  learning rate {self.lr:.2e} -> {new_lr:.2e} (no improvement for {cfg.patience} epochs)")
                 self.lr = new_lr
                 self.model.optimizer.learning_rate.assign(new_lr)
+            self.checkpoint(epoch, row, is_best, stop)
             if stop:
                 print(f"  early stopping after epoch {epoch + 1}: no improvement for "
                       f"{self.plateau.stop_patience} epochs")
                 break
         return self.finish()
+
+    def distributed_epoch(self, paths, targets, epoch: int) -> dict:
+        """One epoch under MultiWorkerMirroredStrategy with an explicit ``strategy.run`` step.
+
+        Keras 3's ``fit`` does not run under this strategy (keras-team/keras#20585). Every worker
+        shuffles with the same seed, keeps its own shard, and runs the same number of steps (so the
+        gradient all-reduce never waits for a worker that ran out of data). ``--batch_size`` is the
+        global batch. The loss is the compiled one: weighted masked cross-entropies + layer losses.
+        """
+        import tensorflow as tf
+
+        from utils.losses import masked_cce
+        from utils.pipelines import make_dataset
+
+        cfg, strategy = self.cfg, self.strategy
+        n_rep = strategy.num_replicas_in_sync
+        per_replica = max(1, cfg.batch_size // n_rep)
+        steps = len(paths) // (per_replica * n_rep)
+        if steps == 0:
+            raise DataError(f"epoch {epoch + 1}: {len(paths)} samples are fewer than one global batch")
+
+        def dataset_fn(ctx):
+            return make_dataset(paths, targets, per_replica, self.spec.input_size, self.spec.channels, shuffle=True,
+                                seed=cfg.seed, augment=cfg.is_augmentation, repeat_epoch=epoch, cache=self.cache,
+                                shard=(ctx.num_input_pipelines, ctx.input_pipeline_id), drop_remainder=True).take(steps)
+
+        model, weights = self.model, {t: float(cfg.loss_weights.get(t, 1.0)) for t in self.classes}
+        if getattr(self, "_step_for", None) is not self.model.optimizer:
+            def replica_step(x, y):
+                with tf.GradientTape() as tape:
+                    pred = model(x, training=True)
+                    task_loss = {t: masked_cce(y[f"{t}_prediction"], pred[f"{t}_prediction"]) for t in weights}
+                    loss = tf.add_n([weights[t] * v for t, v in task_loss.items()] + list(model.losses))
+                    scaled = loss / n_rep  # the all-reduce sums replica gradients
+                grads = tape.gradient(scaled, model.trainable_variables)
+                model.optimizer.apply_gradients(zip(grads, model.trainable_variables))
+                hits = {t: tf.reduce_sum(tf.cast(tf.logical_and(
+                    tf.reduce_any(y[f"{t}_prediction"] != 0, -1),
+                    tf.argmax(y[f"{t}_prediction"], -1) == tf.argmax(pred[f"{t}_prediction"], -1)), tf.float32))
+                    for t in weights}
+                counts = {t: tf.reduce_sum(tf.cast(tf.reduce_any(y[f"{t}_prediction"] != 0, -1), tf.float32))
+                          for t in weights}
+                return loss, task_loss, hits, counts
+
+            @tf.function
+            def step(x, y):
+                out = strategy.run(replica_step, args=(x, y))
+                return tf.nest.map_structure(lambda v: strategy.reduce("SUM", v, axis=None), out)
+
+            self._step, self._step_for = step, self.model.optimizer
+        total, task_sums = 0.0, {t: 0.0 for t in weights}
+        hits, counts = {t: 0.0 for t in weights}, {t: 0.0 for t in weights}
+        for x, y in strategy.distribute_datasets_from_function(dataset_fn):
+            loss, task_loss, h, c = self._step(x, y)
+            total += float(loss) / n_rep
+            for t in weights:
+                task_sums[t] += float(task_loss[t]) / n_rep
+                hits[t] += float(h[t])
+                counts[t] += float(c[t])
+        hist = {"loss": [total / steps]}
+        for t in weights:
+            hist[f"{t}_prediction_loss"] = [task_sums[t] / steps]
+            hist[f"{t}_prediction_acc"] = [hits[t] / max(counts[t], 1.0)]
+        return hist
+
+    # ------------------------------------------------------------------------------- checkpoints
+    def checkpoint(self, epoch: int, row: dict, is_best: bool, stop: bool) -> None:
+        """Persist one finished epoch so that a killed run resumes after it.
+
+        Order: weights + optimizer state under epoch-numbered names, the metrics row, then
+        ``state.json`` (atomic rename) pointing at them. A crash before the rename leaves the
+        previous state intact; older checkpoints are removed only afterwards.
+        """
+        from utils.run_dir import atomic_save_model
+
+        path = self.run.path
+        atomic_save_model(self.model, path / "last.keras")
+        if is_best:
+            atomic_save_model(self.model, path / "best.keras")
+        ckpt, opt = f"checkpoint-{epoch:03d}.keras", f"optimizer-{epoch:03d}.npz"
+        atomic_save_model(self.model, path / ckpt)
+        tmp = path / (opt + ".tmp.npz")
+        np.savez(tmp, *[np.asarray(v) for v in self.model.optimizer.variables])
+        tmp.replace(path / opt)
+        self.run.append_metrics(row)
+        self.run.write_json("state.json", {
+            "epoch": epoch, "checkpoint": ckpt, "optimizer": opt, "lr": self.lr, "frozen": bool(self.frozen),
+            "stopped": bool(stop), "plateau": vars(self.plateau)})
+        for old in list(path.glob("checkpoint-*.keras")) + list(path.glob("optimizer-*.npz")):
+            if old.name not in (ckpt, opt):
+                old.unlink()
+
+    def restore(self) -> int:
+        """Load the state of the last finished epoch; returns the epoch to continue with."""
+        import keras
+
+        state_path = self.run.path / "state.json"
+        if not state_path.exists():
+            raise DataError(f"{self.run.path}: no state.json; nothing to resume (did the first epoch finish?)")
+        state = json.loads(state_path.read_text())
+        self.frozen = None
+        self.set_frozen(state["frozen"])
+        saved = keras.models.load_model(self.run.path / state["checkpoint"], compile=False)
+        self.model.set_weights(saved.get_weights())
+        self.model.optimizer.build(self.model.trainable_variables)
+        with np.load(self.run.path / state["optimizer"]) as opt:
+            values = [opt[f"arr_{i}"] for i in range(len(opt.files))]
+        for var, value in zip(self.model.optimizer.variables, values):
+            var.assign(value)
+        self.lr = state["lr"]
+        self.model.optimizer.learning_rate.assign(self.lr)
+        self.plateau.__dict__.update(state["plateau"])
+        self.run.truncate_metrics(state["epoch"])
+        print(f"resumed after epoch {state['epoch'] + 1} (learning rate {self.lr:.2e})")
+        return cfg_epoch_after(state)
 
     def finish(self) -> dict:
         import keras
@@ -448,10 +584,69 @@ class Trainer:
         return {"run_dir": str(self.run.path), "test": result}
 
 
-def train(cfg: RunConfig) -> dict:
-    """Train one configuration; returns the run folder and the test metrics."""
-    return Trainer(cfg).fit()
+def all_layers(model):
+    """Every layer of a model, nested models' layers included."""
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from all_layers(layer)
+
+
+def cfg_epoch_after(state: dict) -> int:
+    """A stopped (early-stopped) run has nothing left to train."""
+    return 10**9 if state.get("stopped") else state["epoch"] + 1
+
+
+def check_finite(history: dict, epoch: int, phase: str, run_path: Path) -> None:
+    """Stop on a NaN/inf loss, naming the epoch and the task; last.keras keeps the last good weights."""
+    bad = [k for k, v in history.items() if v and not math.isfinite(float(v[-1]))]
+    if bad:
+        tasks = sorted(k.removesuffix("_prediction_loss") for k in bad if k.endswith("_prediction_loss"))
+        what = f"{', '.join(tasks)} loss" if tasks else ", ".join(bad)
+        raise FloatingPointError(f"epoch {epoch + 1} ({phase}): non-finite {what}; stopped. "
+                                 f"The last good weights are in {run_path / 'last.keras'}")
+
+
+def make_strategy(kind: str):
+    """tf.distribute strategy for ``--distribute``: none, mirrored (all local GPUs, else the CPU) or
+    multiworker (MultiWorkerMirroredStrategy from TF_CONFIG)."""
+    import tensorflow as tf
+
+    if kind in (None, "none"):
+        return tf.distribute.get_strategy()
+    if kind == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        return tf.distribute.MirroredStrategy([d.name for d in gpus] or ["/cpu:0"])
+    if kind == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"unknown --distribute {kind!r}")
+
+
+def run_folder(cfg: RunConfig, strategy) -> Path:
+    """The run folder; non-chief workers of a multi-worker run write to a side folder of it."""
+    base = Path(cfg.output_dir) / cfg.script / cfg.run_name
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is not None and resolver.task_type not in (None, "chief") and not (
+            resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in resolver.cluster_spec().jobs):
+        return base / f"worker-{resolver.task_type}-{resolver.task_id}"
+    return base
+
+
+def train(cfg: RunConfig, resume: bool = False) -> dict:
+    """Train one configuration (or continue it from its run folder); returns the run folder and test metrics."""
+    return Trainer(cfg).fit(resume)
 
 
 def load_config(run_dir: str) -> dict:
     return json.loads((Path(run_dir) / "config.json").read_text())
+
+
+def config_from_run(run_dir: str) -> RunConfig:
+    """The RunConfig a run folder was started with (for ``--resume``)."""
+    data = load_config(run_dir)
+    fields = {f.name for f in dataclasses.fields(RunConfig)}
+    kwargs = {k: v for k, v in data.items() if k in fields}
+    kwargs["pseudo"] = PseudoConfig(**data["pseudo"])
+    run = Path(run_dir).resolve()
+    kwargs["output_dir"], kwargs["script"], kwargs["run_name"] = str(run.parent.parent), run.parent.name, run.name
+    return RunConfig(**kwargs)

@@ -6,10 +6,25 @@ import numpy as np
 from utils.pipelines import image_dataset
 
 
-def predict_table(model, table, batch_size: int, size: int, channels: int, cache=None) -> dict:
+def predict(model, dataset, local: bool = False) -> dict:
+    """``model.predict`` on a dataset of images; ``local`` runs plain forward passes instead.
+
+    Keras 3's predict loop does not run under MultiWorkerMirroredStrategy (keras-team/keras#20585);
+    every worker holds the full weights, so a local forward pass gives the same numbers.
+    """
+    if not local:
+        return {k: np.asarray(v) for k, v in model.predict(dataset, verbose=0).items()}
+    import tensorflow as tf
+
+    forward = tf.function(lambda x: model(x, training=False))
+    parts = [{k: v.numpy() for k, v in forward(x).items()} for x in dataset]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def predict_table(model, table, batch_size: int, size: int, channels: int, cache=None, local=False) -> dict:
     """All heads' probabilities on a table's images, in table order (``{task: (N, C)}``)."""
-    out = model.predict(image_dataset(table.paths, batch_size, size, channels, cache), verbose=0)
-    return {k.removesuffix("_prediction"): np.asarray(v) for k, v in out.items()}
+    out = predict(model, image_dataset(table.paths, batch_size, size, channels, cache), local)
+    return {k.removesuffix("_prediction"): v for k, v in out.items()}
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:

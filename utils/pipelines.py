@@ -81,22 +81,26 @@ def _decode_dataset(paths, batch_size: int, size: int, channels: int):
 
 def make_dataset(paths: np.ndarray, targets: dict, batch_size: int, size: int, channels: int,
                  shuffle: bool = False, seed: int = 0, augment: bool = False, repeat_epoch: int = 0,
-                 cache: ImageCache | None = None):
+                 cache: ImageCache | None = None, shard: tuple | None = None, drop_remainder: bool = False):
     """A batched ``tf.data.Dataset`` of ``(images, {"<task>_prediction": rows})``.
 
     ``repeat_epoch`` makes the shuffle order depend on the epoch, so a resumed run sees the same order.
     With ``cache`` the images come from memory (see ``ImageCache``), otherwise from the files.
+    ``shard=(n, i)`` keeps every n-th sample from the i-th (after the seeded shuffle, so that
+    the workers of a distributed run share one order and read disjoint samples).
     """
     targets = {f"{t}_prediction": np.asarray(v, np.float32) for t, v in targets.items()}
     source = cache.rows(paths) if cache is not None else np.asarray(paths, str)
     ds = tf.data.Dataset.from_tensor_slices((source, targets))
     if shuffle:
         ds = ds.shuffle(len(paths), seed=seed * 100003 + repeat_epoch, reshuffle_each_iteration=False)
+    if shard:
+        ds = ds.shard(*shard)
     if cache is not None:
-        ds = ds.batch(batch_size).map(lambda r, y: (cache.gather(r), y), num_parallel_calls=AUTOTUNE)
+        ds = ds.batch(batch_size, drop_remainder).map(lambda r, y: (cache.gather(r), y), num_parallel_calls=AUTOTUNE)
     else:
         ds = ds.map(lambda p, y: (load_image(p, size, channels), y), num_parallel_calls=AUTOTUNE,
-                    deterministic=True).batch(batch_size)
+                    deterministic=True).batch(batch_size, drop_remainder)
     if augment:
         aug = augmenter(seed + repeat_epoch)
         ds = ds.map(lambda x, y: (aug(x, training=True), y), num_parallel_calls=AUTOTUNE)

@@ -78,6 +78,21 @@ class RunDir:
         os.replace(tmp, path)
         self._tensorboard(row)
 
+    def truncate_metrics(self, last_epoch: int) -> None:
+        """Drop metrics rows after ``last_epoch`` (written by an epoch that did not finish its checkpoint)."""
+        path = self.path / "metrics.csv"
+        if not path.exists():
+            return
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            fields, rows = reader.fieldnames, [r for r in reader if int(r["epoch"]) <= last_epoch]
+        tmp = path.with_name("metrics.csv.tmp")
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=fields)
+            w.writeheader()
+            w.writerows(rows)
+        os.replace(tmp, path)
+
     def _tensorboard(self, row: dict) -> None:
         import tensorflow as tf
 
