@@ -14,7 +14,10 @@ import keras
 
 from models.layers import CrossStitch, FeatureRegularization, Preprocess
 from models.mini_xception import FEATURE_LAYER, load_published_weights, mini_xception_trunk
+from models.inceptionv3 import inceptionv3_trunk
 from models.mobilenetv2 import mobilenetv2_trunk
+from models.ssrnet import FEATURE_LAYER as SSR_FEATURE_LAYER
+from models.ssrnet import ssrnet_heads
 from models.vggface import load_weights_by_name, resolve_weights, vggface_trunk
 
 # backbone -> (default input size, channels, preprocessing mode, head kind)
@@ -22,9 +25,11 @@ BACKBONES = {
     "vggFace": (224, 3, "vggface", "dense"),
     "mini_xception": (64, 1, "tanh", "conv"),
     "mobilenetv2": (96, 3, "tanh", "dense"),
+    "inceptionv3": (96, 3, "tanh", "dense"),
+    "ssrnet": (64, 3, "tanh", "ssr"),
 }
 BACKBONE_ALIASES = {"vggface": "vggFace", "vgg16": "vggFace", "minixception": "mini_xception",
-                    "mobilenet_v2": "mobilenetv2"}
+                    "mobilenet_v2": "mobilenetv2", "inception_v3": "inceptionv3", "ssr_net": "ssrnet"}
 
 
 @dataclass
@@ -66,7 +71,12 @@ def build_net(spec: ModelSpec) -> keras.Model:
     L = keras.layers
     tasks = list(spec.tasks)
     feats, logits = [], []
-    if kind == "conv":
+    if kind == "ssr":
+        by_task = ssrnet_heads(x, spec.tasks)
+        logits = [by_task[t] for t in tasks]
+        if spec.feature_regularization:
+            raise ValueError("the manifold regularisers need task features; use another --model than ssrnet")
+    elif kind == "conv":
         trunk = mini_xception_trunk(x, spec.weight_decay)
         pooled = L.GlobalAveragePooling2D(name="trunk_pool")(trunk) if spec.feature_regularization else None
         for t in tasks:
@@ -77,6 +87,8 @@ def build_net(spec: ModelSpec) -> keras.Model:
     else:
         if spec.backbone == "vggFace":
             x = L.Flatten(name="flatten")(vggface_trunk(x, spec.weight_decay))
+        elif spec.backbone == "inceptionv3":
+            x = inceptionv3_trunk(x, spec.input_size, spec.weights)
         else:
             x = mobilenetv2_trunk(x, spec.input_size, spec.weights)
         # One ReLU (the reference applied a second, no-op ReLU).
@@ -111,7 +123,10 @@ def build_net(spec: ModelSpec) -> keras.Model:
 
 
 def _load_pretrained(model: keras.Model, spec: ModelSpec) -> None:
-    if spec.weights == "none" or spec.backbone == "mobilenetv2":  # MobileNetV2 loads in its trunk
+    if spec.weights == "none" or spec.backbone in ("mobilenetv2", "inceptionv3"):  # loaded in their trunks
+        return
+    if spec.backbone == "ssrnet":
+        model.load_weights(spec.weights)  # a .weights.h5 saved from this project's ssrnet
         return
     if spec.backbone == "vggFace":
         load_weights_by_name(model, resolve_weights(spec.weights))
@@ -128,10 +143,12 @@ def feature_model(model: keras.Model, tasks) -> keras.Model:
     """Model with outputs ``<task>_features``, ``<task>_logits``, ``<task>_probs`` per task."""
     outputs = {}
     for t in tasks:
-        try:
+        names = {layer.name for layer in model.layers}
+        if f"{t}_fc" in names:
             feat = model.get_layer(f"{t}_fc").output
-        except ValueError:  # conv heads: pooled trunk features are shared by the tasks
-            feat = keras.layers.GlobalAveragePooling2D()(model.get_layer(FEATURE_LAYER).output)
+        else:  # conv backbones: pooled trunk features are shared by the tasks
+            trunk = next(n for n in (FEATURE_LAYER, SSR_FEATURE_LAYER) if n in names)
+            feat = keras.layers.GlobalAveragePooling2D()(model.get_layer(trunk).output)
         outputs[f"{t}_features"] = feat
         outputs[f"{t}_logits"] = model.get_layer(t).output
         outputs[f"{t}_probs"] = model.get_layer(f"{t}_prediction").output

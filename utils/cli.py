@@ -108,12 +108,18 @@ def build_parser(script: str) -> argparse.ArgumentParser:
     g.add_argument("--limit", type=int, default=None, help="use at most this many rows per dataset")
     g.add_argument("--cache_mb", type=int, default=3072,
                    help="keep decoded images in memory when they fit in this many MB (0 = never)")
+    g.add_argument("--age_kind", default="auto", choices=("auto", "groups", "years"),
+                   help="age as the 8 Adience groups or as years 0..100 (101 bins, expected value); "
+                        "auto: years for utkface/imdb/wiki/fgnet, groups otherwise")
+    g.add_argument("--age_sigma", type=float, default=0.0, help="years: Gaussian label smoothing (years)")
+    g.add_argument("--age_loss", default="auto", choices=("auto", "ce", "l1"),
+                   help="years: cross-entropy (DEX) or L1 on the expected age; auto = l1 for ssrnet")
     g.add_argument("--image_check", default="header", choices=("none", "exists", "header", "decode"),
                    help="how thoroughly to check every image before training")
 
     g = p.add_argument_group("model and training")
     g.add_argument("--model", default=spec.defaults.get("model", "mini_xception"),
-                   choices=("vggFace", "mini_xception", "mobilenetv2"))
+                   choices=("vggFace", "mini_xception", "mobilenetv2", "inceptionv3", "ssrnet"))
     g.add_argument("--weights", default=None,
                    help="none | pretrained | path: trunk weights (default: pretrained for vggFace, else none)")
     g.add_argument("--vggface_weights", default=None, help="path of rcmalli_vggface_tf_notop_vgg16.h5")
@@ -262,7 +268,8 @@ def parse_command(script: str, argv: list | None = None):
         monitor=a.monitor, n_splits=a.n_splits, fold=a.fold, val_fraction=a.val_fraction, seed=a.seed,
         data_dir=a.data_dir, output_dir=a.output_dir, run_name=a.run_name, weights=weights,
         input_size=a.input_size, limit=a.limit, cache_mb=a.cache_mb, image_check=a.image_check,
-        distribute=a.distribute, mixed_precision=a.mixed_precision, jit=a.jit), a.resume
+        distribute=a.distribute, mixed_precision=a.mixed_precision, jit=a.jit, age_kind=a.age_kind,
+        age_sigma=a.age_sigma, age_loss=a.age_loss), a.resume
 
 
 def ensure_toy_data(cfg) -> None:

@@ -78,6 +78,8 @@ def _int_labels(frame: pd.DataFrame, column: str, n_classes: int, csv: Path) -> 
     """Integer labels of one column; empty cells are missing (-1), anything else must be in range."""
     raw = frame[column]
     numeric = pd.to_numeric(raw, errors="coerce")
+    if column == "age_years":  # ages in years may be fractional (Adience ranges): nearest year
+        numeric = numeric.round()
     bad = raw.notna() & (numeric.isna() | (numeric % 1 != 0))
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
@@ -113,10 +115,11 @@ def check_images(paths: np.ndarray, csv: Path, mode: str = "header") -> None:
                                 f"be decoded: {p}")
 
 
-def load_table(name: str, data_dir=None, tasks=None, image_check: str = "header") -> Table:
+def load_table(name: str, data_dir=None, tasks=None, image_check: str = "header", age_kind: str = "auto") -> Table:
     """Read and validate the cleaned CSV of ``name`` (a dataset name or a .csv path).
 
     ``tasks``: the tasks the caller needs from this dataset; each must have a label column.
+    ``age_kind``: auto (the dataset's own), groups or years (see ``utils.tasks.dataset_info``).
     """
     csv = csv_path_for(name, data_dir)
     if not csv.is_file():
@@ -130,16 +133,16 @@ def load_table(name: str, data_dir=None, tasks=None, image_check: str = "header"
         raise DataError(f"{csv}: cannot be parsed as CSV ({exc})") from None
     if "full_path" not in frame.columns:
         raise DataError(f"{csv}: missing column 'full_path' (columns: {', '.join(frame.columns)})")
-    info = dataset_info(csv.stem.replace("_cleaned", ""), frame.columns)
+    info = dataset_info(csv.stem.replace("_cleaned", ""), frame.columns, age_kind)
     wanted = tuple(tasks) if tasks else info.tasks
     for t in wanted:
-        if t not in frame.columns:
-            raise DataError(f"{csv}: missing label column '{t}' (dataset '{info.name}' labels: "
+        if info.column(t) not in frame.columns:
+            raise DataError(f"{csv}: missing label column '{info.column(t)}' (dataset '{info.name}' labels: "
                             f"{', '.join(info.tasks) or 'nothing'})")
     if len(frame) == 0:
         raise DataError(f"{csv}: has no rows")
     vocab = {t: info.vocab.get(t) or dataset_info("", [t]).vocab[t] for t in wanted}
-    labels = {t: _int_labels(frame, t, len(vocab[t]), csv) for t in wanted}
+    labels = {t: _int_labels(frame, info.column(t), len(vocab[t]), csv) for t in wanted}
     oracle = {t: _int_labels(frame, f"oracle_{t}", len(dataset_info("", [t]).vocab[t]), csv)
               for t in TASKS if f"oracle_{t}" in frame.columns}
     root = _image_root(csv)
@@ -159,7 +162,7 @@ def load_table(name: str, data_dir=None, tasks=None, image_check: str = "header"
         if col in frame.columns:
             groups = (col, frame[col].astype(str).to_numpy())
             break
-    return Table(info.name, csv, DatasetInfo(info.name, vocab), paths, labels, oracle, split,
+    return Table(info.name, csv, DatasetInfo(info.name, vocab, info.columns), paths, labels, oracle, split,
                  *(groups[::-1] if groups else (None, None)))
 
 

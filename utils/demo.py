@@ -163,6 +163,9 @@ def face_records(predictor: Predictor, rgb: np.ndarray, boxes: list) -> list:
             i = int(np.argmax(v))
             rec[t] = {"label": predictor.class_names[t][i], "prob": float(v[i]),
                       "probs": {n: round(float(q), 4) for n, q in zip(predictor.class_names[t], v)}}
+            if len(v) == 101:  # age in years: the expected value, not the most likely bin
+                rec[t]["years"] = float(np.dot(v, np.arange(101)) / v.sum())
+                rec[t]["label"] = f"{rec[t]['years']:.0f} years"
         records.append(rec)
     return records
 
@@ -240,7 +243,11 @@ class FaceTracker:
                     continue
                 hist = track.history.setdefault(t, deque(maxlen=self.window))
                 hist.append(np.array([rec[t]["probs"][n] for n in names]))
-                rec[t]["smoothed"] = names[self._smoothed_index(hist)]
+                if "years" in rec[t]:  # mean of the expected ages over the window
+                    mean = np.mean([np.dot(h, np.arange(len(h))) / h.sum() for h in hist])
+                    rec[t]["smoothed"] = f"{mean:.0f} years"
+                else:
+                    rec[t]["smoothed"] = names[self._smoothed_index(hist)]
         for track in self.tracks:
             if track.id not in {r["track"] for r in records}:
                 track.missed += 1

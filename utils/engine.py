@@ -56,6 +56,9 @@ class RunConfig:
     cross_stitch: bool = True
     bn_recalibration: bool = True
     cache_mb: int = 3072
+    age_kind: str = "auto"  # auto | groups | years
+    age_sigma: float = 0.0  # years: Gaussian label smoothing around the true age
+    age_loss: str = "auto"  # auto | ce | l1 (expected-value L1; auto = l1 for ssrnet, else ce)
     distribute: str = "none"  # none | mirrored | multiworker
     mixed_precision: bool = False
     jit: bool = False
@@ -131,7 +134,7 @@ def load_splits(cfg: RunConfig) -> list:
     """Load, validate and split every dataset of the run (fails before any model is built)."""
     splits = []
     for name, tasks in cfg.datasets:
-        table = load_table(name, cfg.data_dir, tasks, cfg.image_check)
+        table = load_table(name, cfg.data_dir, tasks, cfg.image_check, cfg.age_kind)
         if cfg.limit:
             table = table.subset(np.random.default_rng(cfg.seed).permutation(len(table))[:cfg.limit])
         parts = split_indices(table, cfg.n_splits, cfg.fold, cfg.seed, cfg.val_fraction)
@@ -227,16 +230,26 @@ class Trainer:
     def compile(self, lr: float) -> None:
         import keras
 
-        from utils.losses import MaskedAccuracy, masked_cce
+        from utils.losses import MaskedAccuracy
 
         keys = [f"{t}_prediction" for t in self.classes]
         with self.strategy.scope():
             self.model.compile(
                 optimizer=keras.optimizers.Adam(lr),
-                loss={k: masked_cce for k in keys},
+                loss={f"{t}_prediction": self.task_loss(t) for t in self.classes},
                 loss_weights={f"{t}_prediction": float(self.cfg.loss_weights.get(t, 1.0)) for t in self.classes},
                 metrics={k: [MaskedAccuracy(name="acc")] for k in keys},
                 jit_compile=bool(self.cfg.jit))
+
+    def task_loss(self, task: str):
+        """Masked CE, or the expected-value L1 for SSR-Net's regression heads / ``--age_loss l1``."""
+        from utils.losses import LOSSES
+
+        if self.spec.backbone == "ssrnet":
+            return LOSSES["l1"]
+        if task == "age" and self.classes[task] == 101 and self.cfg.age_loss == "l1":
+            return LOSSES["l1"]
+        return LOSSES["ce"]
 
     def set_frozen(self, frozen: bool) -> None:
         """Freeze or unfreeze the backbone (two-stage schedule of ``--is_freezing``), then recompile."""
@@ -344,13 +357,18 @@ class Trainer:
         ph = self.phase(epoch)
         trains = [sp.train for sp in self.splits]
         if self.cfg.mode == "stl":
-            return (*stl_arrays(trains[0], self.classes), {}, trains[0].name)
-        if ph == "joint":
+            paths, targets = stl_arrays(trains[0], self.classes)
+            stats, name = {}, trains[0].name
+        elif ph == "joint":
             fills, stats = self.fills_for(trains, epoch)
-            return (*joint_arrays(trains, self.classes, fills), stats, "joint")
-        fills, stats = self.fills_for([trains[ph]], epoch)
-        task_fills = {t: rows for (_, t), rows in fills.items()}
-        return (*alternating_arrays(trains[ph], self.classes, task_fills), stats, trains[ph].name)
+            (paths, targets), name = joint_arrays(trains, self.classes, fills), "joint"
+        else:
+            fills, stats = self.fills_for([trains[ph]], epoch)
+            task_fills = {t: rows for (_, t), rows in fills.items()}
+            (paths, targets), name = alternating_arrays(trains[ph], self.classes, task_fills), trains[ph].name
+        if self.cfg.age_sigma > 0 and self.classes.get("age") == 101:
+            targets["age"] = smooth_years(targets["age"], self.cfg.age_sigma)
+        return paths, targets, stats, name
 
     def recalibrate_batchnorm(self, epoch: int, n_images: int = 640) -> None:
         """Re-estimate BatchNorm moving statistics on a mixed sample of every training dataset.
@@ -381,8 +399,14 @@ class Trainer:
         tables = [getattr(sp, part) for sp in self.splits]
         preds = [predict_table(self.model, t, max(self.cfg.batch_size, 64), self.spec.input_size,
                                self.spec.channels, self.cache, local=self.multiworker) for t in tables]
+        from utils.losses import LOSSES
+
         metrics = {t: task_metrics(tables, preds, t, c) for t, c in self.classes.items()}
-        return {t: m for t, m in metrics.items() if m is not None}
+        metrics = {t: m for t, m in metrics.items() if m is not None}
+        for t, m in metrics.items():  # validation loss = the loss the task is trained with
+            if self.task_loss(t) is LOSSES["l1"]:
+                m["loss"] = m["expectation_l1"]
+        return metrics
 
     def monitored(self, val: dict) -> float:
         if self.cfg.monitor == "val_loss":
@@ -430,11 +454,14 @@ class Trainer:
                    cfg.monitor: value}
             for t, m in val.items():
                 row[f"val_{t}_acc"], row[f"val_{t}_loss"] = m["acc"], m["loss"]
-                self.run.write_confusion(f"epoch_{epoch:03d}_{t}", m["confusion"], self.class_names[t],
-                                         f"epoch {epoch} {t} (valid)")
+                if "mae" in m:
+                    row[f"val_{t}_mae"], row[f"val_{t}_cs5"] = m["mae"], m["cs5"]
+                self.run.write_confusion(f"epoch_{epoch:03d}_{t}", m["confusion"],
+                                         m.get("confusion_names", self.class_names[t]), f"epoch {epoch} {t} (valid)")
             row["seconds"] = round(time.time() - t0, 2)
             print(f"epoch {epoch + 1}/{cfg.epoch} [{phase}] "
-                  + " ".join(f"val_{t}_acc={m['acc']:.4f}" for t, m in val.items())
+                  + " ".join(f"val_{t}_acc={m['acc']:.4f}" + (f" val_{t}_mae={m['mae']:.2f}" if "mae" in m else "")
+                             for t, m in val.items())
                   + f" {cfg.monitor}={value:.4f}"
                   + "".join(f" {k}={v:.3f}" for k, v in stats.items() if isinstance(v, float))
                   + (" *" if is_best else "") + f" ({row['seconds']:.1f}s)", flush=True)
@@ -572,16 +599,42 @@ class Trainer:
             self.model.set_weights(keras.models.load_model(best, compile=False).get_weights())
         test = self.evaluate("test")
         for t, m in test.items():
-            self.run.write_confusion(f"test_{t}", m["confusion"], self.class_names[t], f"test {t} (best weights)")
+            self.run.write_confusion(f"test_{t}", m["confusion"], m.get("confusion_names", self.class_names[t]),
+                                     f"test {t} (best weights)")
+        for t, m in test.items():
+            if "mae" in m:  # reference point: always predicting the training-set mean age
+                train = np.concatenate([sp.train.labels[t] for sp in self.splits if t in sp.train.labels])
+                truth = np.concatenate([sp.test.labels[t] for sp in self.splits if t in sp.test.labels])
+                m["mae_train_mean"] = float(np.abs(truth[truth >= 0] - train[train >= 0].mean()).mean())
         result = {t: {"acc": m["acc"], "balanced_acc": m["balanced_acc"], "loss": m["loss"], "n": m["n"],
-                      "per_class_acc": dict(zip(self.class_names[t], m["per_class_acc"]))}
+                      "per_class_acc": dict(zip(self.class_names[t], m["per_class_acc"])),
+                      **({k: m[k] for k in ("mae", "cs5", "mae_train_mean") if k in m})}
                   for t, m in test.items()}
         self.run.write_json("test_metrics.json", {"run": str(self.run.path), "test": result})
-        print("test (best weights): " + " ".join(f"{t}_acc={m['acc']:.4f}" for t, m in test.items()))
+        print("test (best weights): " + " ".join(
+            f"{t}_acc={m['acc']:.4f}" + (f" {t}_mae={m['mae']:.2f} {t}_cs5={m['cs5']:.3f} (mae of the train "
+                                         f"mean: {m['mae_train_mean']:.2f})" if "mae" in m else "")
+            for t, m in test.items()))
         for t, m in test.items():
+            if "mae" in m:
+                continue
             print(f"  {t}: " + ", ".join(f"{n}={a:.2f}" for n, a in zip(self.class_names[t], m["per_class_acc"])
                                          if not math.isnan(a)))
         return {"run_dir": str(self.run.path), "test": result}
+
+
+def smooth_years(rows: np.ndarray, sigma: float) -> np.ndarray:
+    """Replace one-hot age rows by a Gaussian of width ``sigma`` years around the true age.
+
+    Zero (missing) and soft (pseudo / distilled) rows are left as they are.
+    """
+    rows = rows.copy()
+    hot = (rows.max(1) == 1.0) & (rows.sum(1) == 1.0)
+    if hot.any():
+        centre = rows[hot].argmax(1)[:, None]
+        g = np.exp(-0.5 * ((np.arange(rows.shape[1])[None, :] - centre) / sigma) ** 2)
+        rows[hot] = g / g.sum(1, keepdims=True)
+    return rows
 
 
 def all_layers(model):

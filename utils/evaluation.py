@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from utils.pipelines import image_dataset
+from utils.tasks import AGE_GROUPS8, years_to_group
 
 
 def predict(model, dataset, local: bool = False) -> dict:
@@ -49,5 +50,21 @@ def task_metrics(tables: list, predictions: list, task: str, n_classes: int) -> 
     pred = p.argmax(axis=1)
     cm = confusion(y, pred, n_classes)
     per_class = np.divide(np.diag(cm), cm.sum(1), out=np.full(n_classes, np.nan), where=cm.sum(1) > 0)
-    return {"acc": float((pred == y).mean()), "loss": loss, "n": int(len(y)), "confusion": cm,
-            "per_class_acc": per_class, "balanced_acc": float(np.nanmean(per_class))}
+    out = {"acc": float((pred == y).mean()), "loss": loss, "n": int(len(y)), "confusion": cm,
+           "per_class_acc": per_class, "balanced_acc": float(np.nanmean(per_class)),
+           "expectation_l1": float(np.abs(expected_value(p) - y).mean())}
+    if n_classes == 101:  # age in years: decode the expected value (DEX)
+        years = expected_value(p)
+        out["mae"] = float(np.abs(years - y).mean())
+        out["cs5"] = float((np.abs(years - y) <= 5).mean())
+        # a 101 x 101 matrix is unreadable: report it over the 8 Adience groups
+        to_group = np.vectorize(years_to_group)
+        out["confusion"] = confusion(to_group(y), to_group(np.rint(years).astype(int)), len(AGE_GROUPS8))
+        out["confusion_names"] = list(AGE_GROUPS8)
+    return out
+
+
+def expected_value(probs: np.ndarray) -> np.ndarray:
+    """Softmax expected value over bins 0..C-1 (the age in years for 101 bins)."""
+    probs = np.asarray(probs, np.float64)
+    return probs @ np.arange(probs.shape[1]) / probs.sum(1)

@@ -25,6 +25,24 @@ def masked_cce(y_true, y_pred):
 
 
 @keras.saving.register_keras_serializable("epga")
+def masked_expectation_l1(y_true, y_pred):
+    """Mean |E[bin | prediction] - E[bin | target]| over labelled rows (bins indexed 0..C-1).
+
+    With one-hot targets over age bins this is the MAE in years; SSR-Net is trained with it.
+    """
+    y_true = ops.cast(y_true, "float32")
+    y_pred = ops.cast(y_pred, "float32")
+    mask = ops.cast(ops.any(ops.not_equal(y_true, 0.0), axis=-1), "float32")
+    bins = ops.cast(ops.arange(ops.shape(y_true)[-1]), "float32")
+    target = ops.sum(y_true * bins, -1) / ops.maximum(ops.sum(y_true, -1), EPS)
+    pred = ops.sum(y_pred * bins, -1) / ops.maximum(ops.sum(y_pred, -1), EPS)
+    return ops.sum(ops.abs(pred - target) * mask) / ops.maximum(ops.sum(mask), 1.0)
+
+
+LOSSES = {"ce": masked_cce, "l1": masked_expectation_l1}
+
+
+@keras.saving.register_keras_serializable("epga")
 class MaskedAccuracy(keras.metrics.Metric):
     """Accuracy of argmax predictions over the rows that carry a target, accumulated over the epoch.
 

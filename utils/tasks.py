@@ -15,6 +15,8 @@ EMOTION_FERPLUS = ("neutral", "happiness", "surprise", "sadness", "anger", "disg
 POSE5 = ("frontal", "yaw +10..+60", "yaw -60..-10", "yaw <= -60", "yaw >= +60")
 GENDER2 = ("female", "male")
 AGE_GROUPS8 = ("0-2", "4-6", "8-12", "15-20", "25-32", "38-43", "48-53", "60-100")
+# Age in years as 101 bins (0..100); predictions are decoded as the softmax expected value (DEX).
+AGE_YEARS = tuple(str(i) for i in range(101))
 # Lower bounds of the 8 Adience groups, used to map ages in years to groups.
 AGE_GROUP_LOWER = (0, 4, 8, 15, 25, 38, 48, 60)
 
@@ -23,18 +25,28 @@ DEFAULT_VOCAB = {"emotion": EMOTION7, "pose": POSE5, "gender": GENDER2, "age": A
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """What a dataset labels: task -> class names."""
+    """What a dataset labels: task -> class names, and the CSV column holding each task's labels."""
 
     name: str
     vocab: dict
+    columns: dict = None
 
     @property
     def tasks(self) -> tuple:
         return tuple(t for t in TASKS if t in self.vocab)
 
+    def column(self, task: str) -> str:
+        return (self.columns or {}).get(task, task)
+
 
 def _info(name: str, **vocab) -> DatasetInfo:
-    return DatasetInfo(name, vocab)
+    columns = {"age": "age_years"} if vocab.get("age") is AGE_YEARS else None
+    return DatasetInfo(name, vocab, columns)
+
+
+def is_years(vocab) -> bool:
+    """True for the 101-bin age-in-years vocabulary."""
+    return tuple(vocab) == AGE_YEARS
 
 
 DATASETS = {
@@ -48,10 +60,10 @@ DATASETS = {
         _info("aflw2000", pose=POSE5),
         _info("pointing04", pose=POSE5),
         _info("adience", gender=GENDER2, age=AGE_GROUPS8),
-        _info("imdb", gender=GENDER2, age=AGE_GROUPS8),
-        _info("wiki", gender=GENDER2, age=AGE_GROUPS8),
-        _info("utkface", gender=GENDER2, age=AGE_GROUPS8),
-        _info("fgnet", age=AGE_GROUPS8),
+        _info("imdb", gender=GENDER2, age=AGE_YEARS),
+        _info("wiki", gender=GENDER2, age=AGE_YEARS),
+        _info("utkface", gender=GENDER2, age=AGE_YEARS),
+        _info("fgnet", age=AGE_YEARS),
         _info("toy_emotion", emotion=EMOTION7),
         _info("toy_pose", pose=POSE5),
         _info("toy_gender_age", gender=GENDER2, age=AGE_GROUPS8),
@@ -70,13 +82,22 @@ def canonical_name(name: str) -> str:
     return ALIASES.get(name, name.lower() if name.lower() in DATASETS else name)
 
 
-def dataset_info(name: str, columns=None) -> DatasetInfo:
-    """Registry entry for ``name``; unknown datasets are described by their label columns."""
+def dataset_info(name: str, columns=None, age_kind: str = "auto") -> DatasetInfo:
+    """Registry entry for ``name`` (unknown datasets are described by their label columns).
+
+    ``age_kind`` 'groups' or 'years' overrides how the dataset's age is read: the 8 Adience groups
+    from column ``age``, or years 0..100 from column ``age_years``.
+    """
     name = canonical_name(name)
     if name in DATASETS:
-        return DATASETS[name]
-    cols = set(columns) if columns is not None else set()
-    return DatasetInfo(name, {t: DEFAULT_VOCAB[t] for t in TASKS if t in cols})
+        info = DATASETS[name]
+    else:
+        cols = set(columns) if columns is not None else set()
+        info = DatasetInfo(name, {t: DEFAULT_VOCAB[t] for t in TASKS if t in cols})
+    if age_kind in ("groups", "years") and "age" in info.vocab:
+        vocab = {**info.vocab, "age": AGE_YEARS if age_kind == "years" else AGE_GROUPS8}
+        info = DatasetInfo(name, vocab, {"age": "age_years"} if age_kind == "years" else None)
+    return info
 
 
 AGE_GROUP_BOUNDS = ((0, 2), (4, 6), (8, 12), (15, 20), (25, 32), (38, 43), (48, 53), (60, 100))

@@ -1,7 +1,8 @@
 """UTKFace (Zhang, Song, Qi 2017): labels in file names ``age_gender_race_date.jpg[.chip.jpg]``.
 
 UTKFace codes gender 0 = male, 1 = female; this project's convention is 0 female, 1 male, so it is
-flipped. Ages 0-116 in years are kept (``age_years``) and mapped to the 8 groups (``age``). Names that
+flipped. Ages (0-116) map to the 8 groups (``age``) and to years clipped to the 101-bin range
+(``age_years``, 0..100; the raw value stays in ``age_raw``). Names that
 do not have four numeric fields (the release has a few) are reported and skipped.
 """
 from __future__ import annotations
@@ -40,6 +41,6 @@ def convert(root: Path, out: Path, size=None, limit=None, **_) -> tuple:
         if img is None:
             continue
         rel = save_crop(img, out, f"crops/utkface/{f.name.split('.')[0]}.jpg", size)
-        rows.append({"full_path": rel, "gender": gender, "age": years_to_group(age), "age_years": age,
-                     "race": race})
+        rows.append({"full_path": rel, "gender": gender, "age": years_to_group(age), "age_years": min(age, 100),
+                     "age_raw": age, "race": race})
     return write_csv(rows, out, "utkface"), len(rows), report
