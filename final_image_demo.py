@@ -21,6 +21,7 @@ def main(argv=None) -> int:
     p.add_argument("--output", default=None, help="annotated image (default: demo_output/<name>_annotated.jpg)")
     p.add_argument("--json", default=None, help="also write the per-face records to this file")
     p.add_argument("--detector", default="dlib", choices=("dlib", "haar"))
+    p.add_argument("--min_face", type=int, default=48, help="smallest face side (pixels) to look for")
     p.add_argument("--tasks", nargs="*", default=None, help="subset of the model's tasks to show")
     p.add_argument("--margin", type=float, default=0.15, help="border added around each face box")
     a = p.parse_args(argv)
@@ -45,7 +46,7 @@ def main(argv=None) -> int:
 
             rgb, name = sample_photo(), "astronaut"
             print("no --image given: using the built-in sample photograph (scikit-image astronaut)")
-        boxes = FaceDetector(a.detector)(rgb)
+        boxes = FaceDetector(a.detector, a.min_face)(rgb)
         records = face_records(predictor, rgb, boxes)
         out = Path(a.output or Path("demo_output") / f"{name}_annotated.jpg")
         out.parent.mkdir(parents=True, exist_ok=True)

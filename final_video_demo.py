@@ -49,6 +49,7 @@ def main(argv=None) -> int:
     p.add_argument("--output", default=None, help="annotated video (default: demo_output/<name>_annotated.mp4)")
     p.add_argument("--display", action="store_true", help="show a live window (q quits)")
     p.add_argument("--detector", default="dlib", choices=("dlib", "haar"))
+    p.add_argument("--min_face", type=int, default=48, help="smallest face side (pixels) to look for")
     p.add_argument("--smooth", default="mode", choices=("mode", "mean"), help="per-track smoothing")
     p.add_argument("--window", type=int, default=10, help="frames in each track's smoothing window")
     p.add_argument("--max_frames", type=int, default=None)
@@ -66,7 +67,7 @@ def main(argv=None) -> int:
         predictor.margin = a.margin
         print(f"model: {predictor.source} (tasks: {', '.join(predictor.tasks)})")
         cap, name = open_capture(a)
-        detector, tracker = FaceDetector(a.detector), FaceTracker(a.window, smooth=a.smooth)
+        detector, tracker = FaceDetector(a.detector, a.min_face), FaceTracker(a.window, smooth=a.smooth)
         fps_in = cap.get(cv2.CAP_PROP_FPS) or 25.0
         out_path = Path(a.output or Path("demo_output") / f"{name}_annotated.mp4")
         out_path.parent.mkdir(parents=True, exist_ok=True)

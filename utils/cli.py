@@ -31,6 +31,7 @@ class ScriptSpec:
     defaults: dict = field(default_factory=dict)
     manifold: bool = False
     help: str = ""
+    optional_slots: tuple = ()  # dataset flags that are off unless given
 
 
 SCRIPTS = {
@@ -50,7 +51,8 @@ SCRIPTS = {
         "alternating", {"dataset_emotion": "ferplus", "dataset_gender_age": "adience"},
         dict(model="mini_xception", patience=10, E_loss_weights=5.0, G_loss_weights=1.0, A_loss_weights=1.0,
              interpolation_weights=0.5),
-        help="Alternating emotion + gender/age training (MTL-SA and baselines)."),
+        help="Alternating emotion + gender/age training (MTL-SA and baselines); add --dataset_pose to "
+             "alternate over a pose dataset too.", optional_slots=("dataset_pose",)),
     "CONFUSION_EP_multitask": ScriptSpec(
         "joint", {"dataset_emotion": "ferplus", "dataset_pose": "aflw"},
         dict(model="mini_xception", patience=10, E_loss_weights=5.0, P_loss_weights=1.0, interpolation_weights=0.5),
@@ -101,6 +103,9 @@ def build_parser(script: str) -> argparse.ArgumentParser:
     for slot, default in spec.slots.items():
         g.add_argument(f"--{slot}", default=default,
                        help=f"dataset labelling {'+'.join(DATASET_SLOTS[slot])}")
+    for slot in spec.optional_slots:
+        g.add_argument(f"--{slot}", default=None,
+                       help=f"optional extra dataset labelling {'+'.join(DATASET_SLOTS[slot])}")
     g.add_argument("--data_dir", default=None, help="data root holding db/ (default: $MTL_DATA_DIR or ./data)")
     g.add_argument("--n_splits", type=int, default=5, help="k of the seeded k-fold split (when no official split)")
     g.add_argument("--fold", type=int, default=0, help="which fold is the test set")
@@ -153,7 +158,7 @@ def build_parser(script: str) -> argparse.ArgumentParser:
 
     if spec.mode != "stl":
         g = p.add_argument_group("multi-task: loss weights and missing-task strategy")
-        for slot in spec.slots:
+        for slot in (*spec.slots, *spec.optional_slots):
             for t in DATASET_SLOTS[slot]:
                 flag = LOSS_WEIGHT_FLAGS[t]
                 if not any(a.dest == flag for a in p._actions):
@@ -235,7 +240,8 @@ def parse_command(script: str, argv: list | None = None):
         datasets = [[canonical_name(a.dataset), [a.task or TASK_TYPE_CODES[a.task_type]]]]
         loss_weights, pseudo, regularization, warmup = {}, PseudoConfig(seed=a.seed), {}, 0
     else:
-        datasets = [[canonical_name(getattr(a, slot)), list(DATASET_SLOTS[slot])] for slot in spec.slots]
+        datasets = [[canonical_name(getattr(a, slot)), list(DATASET_SLOTS[slot])]
+                    for slot in (*spec.slots, *spec.optional_slots) if getattr(a, slot)]
         loss_weights = {t: getattr(a, LOSS_WEIGHT_FLAGS[t]) for _, ts in datasets for t in ts}
         pseudo = PseudoConfig(
             is_naive=a.is_naive, is_distilled=a.is_distilled, is_pesudo=a.is_pesudo,
