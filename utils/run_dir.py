@@ -69,13 +69,7 @@ class RunDir:
             with open(path, newline="") as f:
                 rows = list(csv.DictReader(f))
         rows.append({k: _fmt(v) for k, v in row.items()})
-        fields = list(dict.fromkeys(k for r in rows for k in r))
-        tmp = path.with_name("metrics.csv.tmp")
-        with open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=fields)
-            w.writeheader()
-            w.writerows(rows)
-        os.replace(tmp, path)
+        _write_rows(path, list(dict.fromkeys(k for r in rows for k in r)), rows)
         self._tensorboard(row)
 
     def truncate_metrics(self, last_epoch: int) -> None:
@@ -86,12 +80,7 @@ class RunDir:
         with open(path, newline="") as f:
             reader = csv.DictReader(f)
             fields, rows = reader.fieldnames, [r for r in reader if int(r["epoch"]) <= last_epoch]
-        tmp = path.with_name("metrics.csv.tmp")
-        with open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=fields)
-            w.writeheader()
-            w.writerows(rows)
-        os.replace(tmp, path)
+        _write_rows(path, fields, rows)
 
     def _tensorboard(self, row: dict) -> None:
         import tensorflow as tf
@@ -114,6 +103,16 @@ class RunDir:
             lines.append(name.ljust(width) + "".join(str(int(v)).rjust(width) for v in row))
         atomic_write_text(self.path / "confusion" / f"{stem}.txt", "\n".join(lines) + "\n")
         save_confusion_png(self.path / "confusion" / f"{stem}.png", matrix, names, title or stem)
+
+
+def _write_rows(path: Path, fields: list, rows: list) -> None:
+    """Write a CSV through a temporary file and a rename."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
 
 
 def _fmt(v):
