@@ -305,7 +305,14 @@ class Trainer:
         if p.mode == "naive" or epoch < self.cfg.warmup_epochs:
             return {}, {}
         probe = self.take_snapshot()
-        outs = [self.probe_outputs(probe, t) for t in unlabelled]
+        memo = {}  # one forward pass per table, whatever the number of tasks that need it
+
+        def outputs(table):
+            if id(table) not in memo:
+                memo[id(table)] = self.probe_outputs(probe, table)
+            return memo[id(table)]
+
+        outs = [outputs(t) for t in unlabelled]
         fills, stats = {}, {}
         for task, n_classes in self.classes.items():
             members = [i for i, t in enumerate(unlabelled) if task not in t.labels]
@@ -319,7 +326,7 @@ class Trainer:
             if p.needs_features:
                 feat_u = np.concatenate([outs[i][f"{task}_features"] for i in members])
                 labelled = [sp.train for sp in self.splits if task in sp.train.labels]
-                lab_out = [self.probe_outputs(probe, t) for t in labelled]
+                lab_out = [outputs(t) for t in labelled]
                 feat_l = np.concatenate([o[f"{task}_features"] for o in lab_out])
                 if p.is_LTN:
                     probs = self.transfer_labels(task, labelled, lab_out, members, outs, feat_u)
