@@ -50,10 +50,14 @@ def test_stl_run_writes_a_complete_run_folder(toy_root, tmp_path):
 def test_joint_pseudo_labels_log_selection_and_oracle_accuracy(toy_root, tmp_path):
     argv = ["--dataset_emotion=toy_emotion", "--dataset_pose=toy_pose", "--epoch=2", *FAST,
             "--is_pesudo=True", "--is_pesudo_confidence=True", "--is_pesudo_density=True",
-            "--is_pesudo_distribution=True", "--cluster_k=2", "--selection_threshold=0.5",
+            "--is_pesudo_distribution=True", "--cluster_k=2", "--selection_threshold=0.5", "--plot_pseudo=True",
             f"--data_dir={toy_root}", f"--output_dir={tmp_path}"]
     assert main("CONFUSION_EP_multitask", argv) == 0
-    metrics = rows(only_run(tmp_path, "CONFUSION_EP_multitask"))
+    run = only_run(tmp_path, "CONFUSION_EP_multitask")
+    assert sorted(p.name for p in (run / "pseudo").iterdir()) == [
+        "epoch_001_emotion_tsne.png", "epoch_001_emotion_weights.png", "epoch_001_pose_tsne.png",
+        "epoch_001_pose_weights.png"]
+    metrics = rows(run)
     assert metrics[0]["phase"] == "joint" and not metrics[0].get("pseudo_pose_selected_share")  # warm-up
     share = float(metrics[1]["pseudo_pose_selected_share"])
     assert 0.45 <= share <= 0.6

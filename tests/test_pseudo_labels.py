@@ -140,3 +140,28 @@ def test_oracle_statistics_of_selected_and_rejected():
                       np.log(probs), probs, oracle=oracle)
     assert r.stats["oracle_acc_selected"] == 1.0 and r.stats["oracle_acc_rejected"] == 0.0
     assert r.stats["selected_share"] == 0.5
+
+
+def test_pseudo_label_plots_are_written_into_the_given_folder(tmp_path):
+    from utils.pseudo_plots import plot_pseudo_labels
+
+    rng = np.random.default_rng(0)
+    feats, logits = rng.normal(size=(80, 5)), rng.normal(size=(80, 3))
+    r = build_targets(PseudoConfig(is_pesudo=True, is_pesudo_confidence=True, selection_threshold=0.5), logits)
+    files = plot_pseudo_labels(tmp_path / "pseudo", 3, "pose", r, feats, rng.integers(0, 3, 80))
+    assert [f.name for f in files] == ["epoch_003_pose_weights.png", "epoch_003_pose_tsne.png"]
+    assert all(f.stat().st_size > 1000 for f in files)
+
+
+def test_label_transfer_network_learns_a_mapping_between_label_spaces():
+    from utils.label_transfer import fit_and_transfer, transfer_inputs
+
+    rng = np.random.default_rng(0)
+    n = 600
+    other = rng.integers(0, 4, n)  # the other task's label determines this task's label (y = other % 2)
+    probs = np.eye(4)[other] * 0.8 + 0.05
+    feats = rng.normal(size=(n, 8))
+    x = transfer_inputs([probs], feats)
+    out, train_acc = fit_and_transfer(x[:400], other[:400] % 2, x[400:], 2, epochs=40, seed=1)
+    assert out.shape == (200, 2) and train_acc > 0.9
+    assert (out.argmax(1) == other[400:] % 2).mean() > 0.9

@@ -182,6 +182,7 @@ def build_parser(script: str) -> argparse.ArgumentParser:
         _bool(g, "is_MRF", help="DCN-AP: refine pseudo labels with a kNN-graph MRF (mean field)")
         _bool(g, "is_LTN", help="LEL-LTN: pseudo labels from a label transfer network")
         _bool(g, "parity", help="reproduce the reference's whole-matrix distillation softmax")
+        _bool(g, "plot_pseudo", help="write pseudo-label weight histograms and t-SNE plots to RUN/pseudo/")
         g.add_argument("--warmup_epochs", type=int, default=1,
                        help="joint zero-fill epochs before pseudo labels / alternation start (0 = reference EP)")
         g = p.add_argument_group("manifold regularisers (SFSMR / SLRM)")
@@ -238,7 +239,7 @@ def parse_command(script: str, argv: list | None = None):
     a = parser.parse_args(normalise_argv(list(sys.argv[1:] if argv is None else argv), parser))
     if spec.mode == "stl":
         datasets = [[canonical_name(a.dataset), [a.task or TASK_TYPE_CODES[a.task_type]]]]
-        loss_weights, pseudo, regularization, warmup = {}, PseudoConfig(seed=a.seed), {}, 0
+        loss_weights, pseudo, regularization, warmup, plot_pseudo = {}, PseudoConfig(seed=a.seed), {}, 0, False
     else:
         datasets = [[canonical_name(getattr(a, slot)), list(DATASET_SLOTS[slot])]
                     for slot in (*spec.slots, *spec.optional_slots) if getattr(a, slot)]
@@ -259,7 +260,7 @@ def parse_command(script: str, argv: list | None = None):
             if on and w > 0}
         if regularization:
             regularization["sigma"] = a.manifold_sigma
-        warmup = a.warmup_epochs
+        warmup, plot_pseudo = a.warmup_epochs, a.plot_pseudo
     weights = a.weights or ("pretrained" if a.model == "vggFace" else "none")
     if a.vggface_weights:
         weights = a.vggface_weights
@@ -275,7 +276,7 @@ def parse_command(script: str, argv: list | None = None):
         data_dir=a.data_dir, output_dir=a.output_dir, run_name=a.run_name, weights=weights,
         input_size=a.input_size, limit=a.limit, cache_mb=a.cache_mb, image_check=a.image_check,
         distribute=a.distribute, mixed_precision=a.mixed_precision, jit=a.jit, age_kind=a.age_kind,
-        age_sigma=a.age_sigma, age_loss=a.age_loss), a.resume
+        age_sigma=a.age_sigma, age_loss=a.age_loss, plot_pseudo=plot_pseudo), a.resume
 
 
 def ensure_toy_data(cfg) -> None:

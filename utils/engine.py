@@ -56,6 +56,7 @@ class RunConfig:
     cross_stitch: bool = True
     bn_recalibration: bool = True
     cache_mb: int = 3072
+    plot_pseudo: bool = False  # weight histograms and t-SNE of pseudo labels per epoch
     age_kind: str = "auto"  # auto | groups | years
     age_sigma: float = 0.0  # years: Gaussian label smoothing around the true age
     age_loss: str = "auto"  # auto | ce | l1 (expected-value L1; auto = l1 for ssrnet, else ce)
@@ -337,6 +338,10 @@ class Trainer:
                     probs = mean_field(probs, feat_u)
                     logits = np.log(np.clip(probs, 1e-8, 1.0))
             result = build_targets(p, logits, probs, feat_u, feat_l, oracle)
+            if self.cfg.plot_pseudo:
+                from utils.pseudo_plots import plot_pseudo_labels
+
+                plot_pseudo_labels(self.run.path / "pseudo", epoch, task, result, feat_u, oracle, self.cfg.seed)
             start = 0
             for i in members:
                 n = len(unlabelled[i])
