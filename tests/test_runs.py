@@ -117,3 +117,16 @@ def test_multiworker_strategy_with_two_local_workers(toy_root, tmp_path):
     a = np.load(chief / "optimizer-001.npz")
     b = np.load(other / "optimizer-001.npz")
     assert all(np.allclose(a[k], b[k], atol=1e-6) for k in a.files)
+
+
+@pytest.mark.parametrize("flag", ["--jit=True", "--mixed_precision=True"])
+def test_gpu_speed_flags_also_run_on_the_cpu(flag, toy_root, tmp_path):
+    import keras
+
+    assert main("STL_general_train", ["--dataset=toy_emotion", "--task_type=0", "--epoch=1", "--batch_size=32",
+                                      flag, f"--data_dir={toy_root}", f"--output_dir={tmp_path}"]) == 0
+    config = json.loads(next((tmp_path / "STL_general_train").glob("*/config.json")).read_text())
+    assert config["jit"] == (flag == "--jit=True") and config["mixed_precision"] == (flag != "--jit=True")
+    main("STL_general_train", ["--dataset=toy_emotion", "--task_type=0", "--epoch=1", "--batch_size=32",
+                               f"--data_dir={toy_root}", f"--output_dir={tmp_path / 'plain'}"])
+    assert keras.mixed_precision.global_policy().name == "float32"  # no leak into the next run

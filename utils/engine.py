@@ -171,8 +171,8 @@ class Trainer:
 
         cfg = self.cfg
         keras.utils.set_random_seed(cfg.seed)
-        if cfg.mixed_precision:
-            keras.mixed_precision.set_global_policy("mixed_float16")
+        # the policy is process-wide: set it either way so that runs in one process do not leak into each other
+        keras.mixed_precision.set_global_policy("mixed_float16" if cfg.mixed_precision else "float32")
         self.strategy = make_strategy(cfg.distribute)
         self.multiworker = cfg.distribute == "multiworker"
         if cfg.data_dir is None:
