@@ -32,7 +32,9 @@ def main(argv=None) -> int:
     p.add_argument("--size", type=int, default=128, help="side of the saved square crops (0 = keep size)")
     p.add_argument("--limit", type=int, default=None, help="convert at most this many faces")
     p.add_argument("--detector", default="dlib", choices=("dlib", "haar"),
-                   help="face detector for releases without boxes")
+                   help="face detector for releases without boxes (dlib falls back to haar)")
+    p.add_argument("--align", action="store_true",
+                   help="level the eyes before cropping (releases with 68 landmarks: fgnet, aflw2000)")
     p.add_argument("--min_face_score", type=float, default=1.0, help="imdb/wiki: minimum face_score")
     p.add_argument("--allow_second_face", action="store_true", help="imdb/wiki: keep photos with a second face")
     p.add_argument("--n", type=int, default=1500, help="toy: images per synthetic dataset")
@@ -55,7 +57,7 @@ def main(argv=None) -> int:
         extra = {"name": a.dataset, "min_face_score": a.min_face_score,
                  "one_face": not a.allow_second_face} if a.dataset in ("imdb", "wiki") else {}
         csv, n, report = module.convert(Path(a.root), out, margin=a.margin, size=a.size or None,
-                                        limit=a.limit, detector=a.detector, **extra)
+                                        limit=a.limit, detector=a.detector, align=a.align, **extra)
         load_table(str(csv))  # the result must pass the data contract
         print(report.summary(n, csv))
     except DataError as exc:

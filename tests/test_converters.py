@@ -201,3 +201,23 @@ def test_prep_data_cli_and_training_on_a_converted_real_csv(tmp_path, capsys):
 def test_prep_data_bad_root_is_a_clear_error(tmp_path, capsys):
     assert prep_main(["--dataset", "aflw", "--root", str(tmp_path / "nope")]) == 1
     assert "--root must be the folder of the raw aflw release" in capsys.readouterr().err
+
+
+def test_alignment_levels_the_eyes(tmp_path):
+    from data.sources.common import align_crop
+
+    img = np.full((120, 120, 3), 255, np.uint8)
+    left, right = np.array([40.0, 50.0]), np.array([80.0, 70.0])  # eyes tilted by atan(20/40)
+    for c in (left, right):
+        cv2.circle(img, tuple(int(v) for v in c), 4, (0, 0, 0), -1)
+    crop = align_crop(img, (20, 20, 100, 100), left, right)
+    ys, xs = np.nonzero(crop[..., 0] < 128)
+    left_blob, right_blob = ys[xs < xs.mean()], ys[xs >= xs.mean()]
+    assert abs(left_blob.mean() - right_blob.mean()) < 1.5  # level after alignment
+    assert crop.shape[:2] == (80, 80)
+
+
+def test_fgnet_aligned_crops_on_the_real_sample(tmp_path):
+    root = shared_sample("fgnet_sample")
+    csv, n, _ = fgnet.convert(root, tmp_path, size=64, limit=20, align=True)
+    assert n == 20 and load_table(str(csv)).paths.size == 20

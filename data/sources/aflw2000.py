@@ -1,7 +1,8 @@
 """AFLW2000-3D (Zhu et al. 2016): ``imageNNNNN.jpg`` + ``.mat`` with ``Pose_Para`` and ``pt3d_68``.
 
 ``Pose_Para`` holds pitch, yaw, roll in radians, then translation and scale. Faces are cropped around
-the 68 projected landmarks (``pt3d_68`` rows x, y) with ``margin``; yaw goes to the 5 pose classes and
+the 68 projected landmarks (``pt3d_68`` rows x, y) with ``margin`` (``align`` first levels the eyes;
+leave it off for pose labels, since roll then no longer matches the image); yaw goes to the 5 pose classes and
 yaw, pitch, roll are kept in degrees.
 """
 from __future__ import annotations
@@ -11,11 +12,11 @@ from pathlib import Path
 
 import scipy.io
 
-from data.sources.common import Report, crop_box, landmark_box, read_image, save_crop, write_csv
+from data.sources.common import Report, align_crop, crop_box, eye_centres_68, landmark_box, read_image, save_crop, write_csv
 from utils.tasks import yaw_to_pose
 
 
-def convert(root: Path, out: Path, margin=0.2, size=None, limit=None, **_) -> tuple:
+def convert(root: Path, out: Path, margin=0.2, size=None, limit=None, align=False, **_) -> tuple:
     report, rows = Report("aflw2000"), []
     for mat in sorted(root.rglob("image*.mat")):
         if limit and len(rows) >= limit:
@@ -31,7 +32,12 @@ def convert(root: Path, out: Path, margin=0.2, size=None, limit=None, **_) -> tu
         if img is None:
             continue
         box = landmark_box(pts)
-        crop = None if box is None else crop_box(img, *box, margin)
+        if box is None:
+            crop = None
+        elif align:
+            crop = align_crop(img, box, *eye_centres_68(pts), margin)
+        else:
+            crop = crop_box(img, *box, margin)
         if crop is None:
             report.skip("empty face box", mat.name)
             continue

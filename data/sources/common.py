@@ -81,12 +81,37 @@ def find_file(root: Path, name: str) -> Path:
 
 
 def detect_largest_face(bgr: np.ndarray, detector: str = "dlib"):
-    """(x0, y0, x1, y1) of the largest face found by dlib's HOG detector or the Haar cascade, or None."""
-    boxes = _detector(detector)(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-    if not boxes:
-        return None
-    x, y, w, h = max(boxes, key=lambda b: b[2] * b[3])
-    return x, y, x + w, y + h
+    """(x0, y0, x1, y1) of the largest face, or None. dlib's HOG detector falls back to the Haar cascade."""
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    for kind in (detector, "haar") if detector == "dlib" else (detector,):
+        boxes = _detector(kind)(rgb)
+        if boxes:
+            x, y, w, h = max(boxes, key=lambda b: b[2] * b[3])
+            return x, y, x + w, y + h
+    return None
+
+
+def eye_centres_68(points: np.ndarray) -> tuple:
+    """(left, right) eye centres in image coordinates from the 68-point (iBUG) layout."""
+    pts = np.asarray(points, np.float64)
+    return pts[36:42].mean(0), pts[42:48].mean(0)
+
+
+def align_crop(img: np.ndarray, box, left_eye, right_eye, margin: float = 0.0):
+    """Rotate the image about the eye midpoint so that the eyes are level, then crop ``box``.
+
+    The box (x0, y0, x1, y1) keeps its size and follows its centre through the rotation.
+    """
+    (lx, ly), (rx, ry) = left_eye, right_eye
+    angle = np.degrees(np.arctan2(ry - ly, rx - lx))
+    centre = ((lx + rx) / 2.0, (ly + ry) / 2.0)
+    m = cv2.getRotationMatrix2D(centre, angle, 1.0)
+    rotated = cv2.warpAffine(img, m, (img.shape[1], img.shape[0]), flags=cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_REPLICATE)
+    x0, y0, x1, y1 = box
+    cx, cy = m @ np.array([(x0 + x1) / 2.0, (y0 + y1) / 2.0, 1.0])
+    w, h = x1 - x0, y1 - y0
+    return crop_box(rotated, cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2, margin)
 
 
 _DETECTORS = {}

@@ -1,8 +1,8 @@
 """FG-NET ageing database: ``images/SSSAaa[x].JPG`` (subject SSS, age aa) + ``points/sssaaa[x].pts``.
 
-Faces are cropped around the 68 landmarks of the ``.pts`` file (with ``margin``); an image without
-one is cropped around the largest face the detector finds. The ``subject`` column makes splits
-subject-disjoint.
+Faces are cropped around the 68 landmarks of the ``.pts`` file (with ``margin``; ``align`` first levels
+the eyes); an image without one is cropped around the largest face the detector finds. The
+``subject`` column makes splits subject-disjoint.
 """
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from data.sources.common import Report, crop_box, detect_largest_face, landmark_box, read_image, save_crop, write_csv
+from data.sources.common import (Report, align_crop, crop_box, detect_largest_face, eye_centres_68, landmark_box,
+                                 read_image, save_crop, write_csv)
 from utils.tasks import years_to_group
 
 NAME = re.compile(r"^(\d{3})A(\d{2})([a-z]?)$", re.IGNORECASE)
@@ -27,7 +28,7 @@ def read_pts(path: Path):
         return None
 
 
-def convert(root: Path, out: Path, margin=0.2, size=None, limit=None, detector="dlib", **_) -> tuple:
+def convert(root: Path, out: Path, margin=0.2, size=None, limit=None, detector="dlib", align=False, **_) -> tuple:
     report, rows = Report("fgnet"), []
     images = sorted(p for p in root.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     points = {p.stem.lower(): p for p in root.rglob("*.pts")}
@@ -46,7 +47,10 @@ def convert(root: Path, out: Path, margin=0.2, size=None, limit=None, detector="
         if box is None:
             report.skip("no landmarks and no face detected", f.name)
             continue
-        crop = crop_box(img, *box, margin)
+        if align and pts is not None and len(pts) == 68:
+            crop = align_crop(img, box, *eye_centres_68(pts), margin)
+        else:
+            crop = crop_box(img, *box, margin)
         if crop is None:
             report.skip("empty face box", f.name)
             continue
