@@ -57,10 +57,6 @@ class ModelSpec:
     def channels(self) -> int:
         return BACKBONES[self.backbone][1]
 
-    @property
-    def head_kind(self) -> str:
-        return BACKBONES[self.backbone][3]
-
 
 def build_net(spec: ModelSpec) -> keras.Model:
     """Build the functional model described by ``spec`` (and load its pretrained trunk weights)."""

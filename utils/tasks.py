@@ -44,10 +44,6 @@ def _info(name: str, **vocab) -> DatasetInfo:
     return DatasetInfo(name, vocab, columns)
 
 
-def is_years(vocab) -> bool:
-    """True for the 101-bin age-in-years vocabulary."""
-    return tuple(vocab) == AGE_YEARS
-
 
 DATASETS = {
     d.name: d

@@ -76,7 +76,3 @@ def convert(root: Path, out: Path, size=None, limit=None, name: str = "imdb", mi
             row["full_path"] = save_crop(img, out, f"crops/{name}/{rel.replace('/', '_')}", size)
         rows.append(row)
     return write_csv(rows, out, name), len(rows), report
-
-
-def convert_wiki(root: Path, out: Path, **kw) -> tuple:
-    return convert(root, out, name="wiki", **kw)
