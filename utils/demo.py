@@ -143,7 +143,7 @@ def load_predictor(run: str | None = None, weights: str | None = None, runs_dir:
             raise DemoError(
                 f"no trained model found under {runs_dir}/; train one first, e.g. `python "
                 f"CONFUSION_EPGA_multitask.py --dataset_emotion=toy_emotion --dataset_pose=toy_pose "
-                f"--dataset_gender_age=toy_gender_age --epoch=10 --is_naive=True` (see README Quickstart), "
+                f"--dataset_gender_age=toy_gender_age --epoch=10 --is_naive=True` (README, Training), "
                 f"or pass --weights FILE")
         weights = str(run_dir / "best.keras")
         if not Path(weights).is_file():
