@@ -12,7 +12,7 @@ from pathlib import Path
 
 import scipy.io
 
-from data.sources.common import Report, align_crop, crop_box, eye_centres_68, landmark_box, read_image, save_crop, write_csv
+from data.sources.common import Report, landmark_crop, read_image, save_crop, write_csv
 from utils.tasks import yaw_to_pose
 
 
@@ -31,13 +31,7 @@ def convert(root: Path, out: Path, margin=0.2, size=None, limit=None, align=Fals
         img = read_image(mat.with_suffix(".jpg"), report)
         if img is None:
             continue
-        box = landmark_box(pts)
-        if box is None:
-            crop = None
-        elif align:
-            crop = align_crop(img, box, *eye_centres_68(pts), margin)
-        else:
-            crop = crop_box(img, *box, margin)
+        crop = landmark_crop(img, pts, margin, align)
         if crop is None:
             report.skip("empty face box", mat.name)
             continue

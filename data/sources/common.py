@@ -97,6 +97,16 @@ def eye_centres_68(points: np.ndarray) -> tuple:
     return pts[36:42].mean(0), pts[42:48].mean(0)
 
 
+def landmark_crop(img: np.ndarray, points: np.ndarray, margin: float, align: bool = False):
+    """Crop around 2-D landmarks (eyes levelled first with ``align`` and the 68-point layout); None if empty."""
+    box = landmark_box(points)
+    if box is None:
+        return None
+    if align and len(points) == 68:
+        return align_crop(img, box, *eye_centres_68(points), margin)
+    return crop_box(img, *box, margin)
+
+
 def align_crop(img: np.ndarray, box, left_eye, right_eye, margin: float = 0.0):
     """Rotate the image about the eye midpoint so that the eyes are level, then crop ``box``.
 

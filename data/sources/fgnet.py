@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from data.sources.common import (Report, align_crop, crop_box, detect_largest_face, eye_centres_68, landmark_box,
-                                 read_image, save_crop, write_csv)
+from data.sources.common import (Report, crop_box, detect_largest_face, landmark_crop, read_image, save_crop,
+                                 write_csv)
 from utils.tasks import years_to_group
 
 NAME = re.compile(r"^(\d{3})A(\d{2})([a-z]?)$", re.IGNORECASE)
@@ -43,13 +43,13 @@ def convert(root: Path, out: Path, margin=0.2, size=None, limit=None, detector="
         if img is None:
             continue
         pts = read_pts(points[f.stem.lower()]) if f.stem.lower() in points else None
-        box = landmark_box(pts) if pts is not None else detect_largest_face(img, detector)
-        if box is None:
-            report.skip("no landmarks and no face detected", f.name)
-            continue
-        if align and pts is not None and len(pts) == 68:
-            crop = align_crop(img, box, *eye_centres_68(pts), margin)
+        if pts is not None:
+            crop = landmark_crop(img, pts, margin, align)
         else:
+            box = detect_largest_face(img, detector)
+            if box is None:
+                report.skip("no landmarks and no face detected", f.name)
+                continue
             crop = crop_box(img, *box, margin)
         if crop is None:
             report.skip("empty face box", f.name)
