@@ -109,3 +109,27 @@ def test_tracker_keeps_identities_and_smooths_per_face():
 def test_missing_video_is_a_clear_error(epga_model, tmp_path, capsys):
     assert final_video_demo.main(["--weights", epga_model, "--video", str(tmp_path / "x.mp4")]) == 1
     assert "video not found" in capsys.readouterr().err
+
+
+def test_exif_rotation_is_applied_and_faceless_images_work(epga_model, tmp_path, capsys):
+    from PIL import Image
+
+    upright = sample_photo()
+    # store the photo turned 90 degrees with an EXIF tag saying how to turn it back
+    Image.fromarray(np.rot90(upright, k=1).copy()).save(tmp_path / "exif.jpg", exif=_exif_orientation(8))
+    js = tmp_path / "e.json"
+    assert final_image_demo.main(["--weights", epga_model, "--image", str(tmp_path / "exif.jpg"), "--detector",
+                                  "haar", "--json", str(js), "--output", str(tmp_path / "e.jpg")]) == 0
+    assert len(json.loads(js.read_text())["faces"]) == 1
+    cv2.imwrite(str(tmp_path / "blank.png"), np.full((200, 300, 3), 128, np.uint8))
+    assert final_image_demo.main(["--weights", epga_model, "--image", str(tmp_path / "blank.png"),
+                                  "--output", str(tmp_path / "b.jpg")]) == 0
+    assert "no face found" in capsys.readouterr().out and cv2.imread(str(tmp_path / "b.jpg")) is not None
+
+
+def _exif_orientation(value: int):
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = value  # Orientation
+    return exif

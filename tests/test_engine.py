@@ -102,3 +102,28 @@ def test_plateau_lowers_the_learning_rate_then_stops():
         best, lr, stop = p.step(v, lr)
         log.append((best, lr, stop))
     assert log[1][0] and log[3][1] == pytest.approx(1e-4) and log[5][2] and not log[4][2]
+
+
+def test_two_stage_freezing_really_freezes_then_unfreezes(toy_root, tmp_path):
+    cfg = parse_config("STL_general_train", ["--dataset=toy_emotion", "--task_type=0", "--epoch=2", *FAST,
+                                             "--is_freezing=True", "--no_freezing_epoch=1", "--patience=5",
+                                             f"--data_dir={toy_root}", f"--output_dir={tmp_path}"])
+    t = Trainer(cfg)
+    seen = []
+    original = t.checkpoint
+
+    def record(epoch, *args):
+        seen.append({w.path: np.array(w) for w in t.model.weights if "stem_conv1" in w.path or "emotion_conv" in w.path})
+        original(epoch, *args)
+
+    t.checkpoint = record
+    t.setup()
+    start = {w.path: np.array(w) for w in t.model.weights}
+    t.setup = lambda resume=False: None  # keep the model whose start weights were recorded
+    t.fit()
+    trunk = next(k for k in seen[0] if "stem_conv1" in k)
+    head = next(k for k in seen[0] if "emotion_conv" in k and "kernel" in k)
+    assert np.array_equal(seen[0][trunk], start[trunk])  # epoch 0: backbone frozen
+    assert not np.array_equal(seen[0][head], start[head])  # ... heads trained
+    assert not np.array_equal(seen[1][trunk], start[trunk])  # epoch 1: backbone unfrozen
+    assert [r["frozen"] for r in rows(t.run.path)] == ["1", "0"]
