@@ -2,9 +2,9 @@
 
     python utils/report.py runs/ [more run folders or parents ...] --out report/
 
-One row per method configuration (script, datasets, model, missing-task strategy, regularisers; seeds,
-folds and run names are pooled), one column per task: held-out test accuracy as mean +- std over the
-pooled runs, with the number of runs. Writes ``results.md``, ``results.csv`` and ``curves.png``
+One row per method configuration (script, datasets, tasks, model, missing-task strategy, regularisers;
+seeds, folds and run names are pooled), one column per task: held-out test accuracy (MAE in years for
+age predicted in years) as mean +- std over the pooled runs, with the number of runs. Writes ``results.md``, ``results.csv`` and ``curves.png``
 (validation accuracy per task over epochs, one line per configuration, averaged over its runs).
 """
 from __future__ import annotations
@@ -36,7 +36,7 @@ def method_name(config: dict) -> str:
     p = config.get("pseudo", {})
     mode = config["mode"]
     if mode == "stl":
-        label = "STL"
+        label = f"STL ({'+'.join(t for _, ts in config['datasets'] for t in ts)})"
     elif p.get("is_naive") or not (p.get("is_distilled") or p.get("is_pesudo") or p.get("is_interpolation")):
         label = "All-in-one" if mode == "joint" else "naive alternation"
     elif p.get("is_distilled"):
@@ -71,31 +71,42 @@ def collect(runs: list) -> dict:
 
 
 def table(groups: dict) -> tuple:
+    """Rows of (mean, std, n) per task: accuracy, or MAE in years for age predicted in years."""
     tasks = [t for t in TASK_ORDER if any(t in r["test"] for g in groups.values() for r in g)]
+    metric = {t: "mae" if all("mae" in r["test"][t] for g in groups.values() for r in g if t in r["test"])
+              else "acc" for t in tasks}
     rows = []
     for name, runs in sorted(groups.items()):
         row = {"method": name, "runs": len(runs)}
         for t in tasks:
-            accs = [r["test"][t]["acc"] for r in runs if t in r["test"]]
-            row[t] = (float(np.mean(accs)), float(np.std(accs)), len(accs)) if accs else None
+            vals = [r["test"][t][metric[t]] for r in runs if t in r["test"]]
+            row[t] = (float(np.mean(vals)), float(np.std(vals)), len(vals)) if vals else None
         rows.append(row)
-    return tasks, rows
+    return tasks, metric, rows
 
 
 def write_report(groups: dict, out: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
-    tasks, rows = table(groups)
-    fmt = lambda c: "—" if c is None else f"{c[0]:.3f} ± {c[1]:.3f}"  # noqa: E731
-    md = ["| method | model | datasets | runs | " + " | ".join(tasks) + " |",
+    tasks, metric, rows = table(groups)
+
+    def fmt(cell):
+        if cell is None:
+            return "—"
+        return f"{cell[0]:.3f}" if cell[2] == 1 else f"{cell[0]:.3f} ± {cell[1]:.3f}"
+
+    heads = [f"{t} (MAE, years)" if metric[t] == "mae" else f"{t} (acc)" for t in tasks]
+    md = ["| method | model | datasets | runs | " + " | ".join(heads) + " |",
           "|---|---|---|---:|" + "---:|" * len(tasks)]
     for r in rows:
         label, model, data = r["method"].split(" | ")
         md.append(f"| {label} | {model} | {data} | {r['runs']} | " + " | ".join(fmt(r[t]) for t in tasks) + " |")
-    (out / "results.md").write_text("Held-out test accuracy, mean ± std over runs (seeds / folds).\n\n"
+    (out / "results.md").write_text("Held-out test results of the best weights, mean ± std over runs "
+                                    "(seeds / folds); a single value where there is one run.\n\n"
                                     + "\n".join(md) + "\n")
     with open(out / "results.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["method", "model", "datasets", "runs"] + [f"{t}_{s}" for t in tasks for s in ("mean", "std", "n")])
+        w.writerow(["method", "model", "datasets", "runs"]
+                   + [f"{t}_{metric[t]}_{s}" for t in tasks for s in ("mean", "std", "n")])
         for r in rows:
             w.writerow(r["method"].split(" | ") + [r["runs"]]
                        + [v for t in tasks for v in (r[t] if r[t] else ("", "", 0))])

@@ -1,0 +1,26 @@
+"""The results table and curves from real run folders."""
+import csv
+
+from utils.cli import main
+from utils.report import main as report_main
+
+
+def test_report_pools_seeds_and_renders_table_csv_and_plot(toy_root, tmp_path, capsys):
+    common = ["--epoch=2", "--batch_size=32", f"--data_dir={toy_root}", f"--output_dir={tmp_path / 'runs'}"]
+    for seed in (1, 2):
+        assert main("STL_general_train", ["--dataset=toy_emotion", "--task_type=0", f"--seed={seed}", *common]) == 0
+    assert main("CONFUSION_EP_multitask", ["--dataset_emotion=toy_emotion", "--dataset_pose=toy_pose",
+                                           "--is_naive=True", *common]) == 0
+    out = tmp_path / "report"
+    assert report_main([str(tmp_path / "runs"), "--out", str(out)]) == 0
+    md = (out / "results.md").read_text().splitlines()
+    stl = next(line for line in md if line.startswith("| STL (emotion)"))
+    joint = next(line for line in md if line.startswith("| All-in-one"))
+    assert "| 2 |" in stl and "±" in stl and stl.endswith("| — |")  # two seeds pooled; no pose column value
+    assert "| 1 |" in joint and "±" not in joint
+    with open(out / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["method"] for r in rows} == {"STL (emotion)", "All-in-one"}
+    assert float(next(r for r in rows if r["method"] == "All-in-one")["pose_acc_mean"]) >= 0
+    assert (out / "curves.png").stat().st_size > 5000
+    assert report_main([str(tmp_path / "nothing")]) == 1 and "no finished run folders" in capsys.readouterr().err
