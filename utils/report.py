@@ -5,7 +5,7 @@
 One row per method configuration (script, datasets, tasks, model, missing-task strategy, regularisers;
 seeds, folds and run names are pooled), one column per task: held-out test accuracy (MAE in years for
 age predicted in years) as mean +- std over the pooled runs, with the number of runs. Writes ``results.md``, ``results.csv`` and ``curves.png``
-(validation accuracy per task over epochs, one line per configuration, averaged over its runs).
+(validation accuracy, or MAE, per task over epochs, one line per configuration, averaged over its runs).
 """
 from __future__ import annotations
 
@@ -110,11 +110,11 @@ def write_report(groups: dict, out: Path) -> dict:
         for r in rows:
             w.writerow(r["method"].split(" | ") + [r["runs"]]
                        + [v for t in tasks for v in (r[t] if r[t] else ("", "", 0))])
-    plot_curves(groups, tasks, out / "curves.png")
+    plot_curves(groups, tasks, metric, out / "curves.png")
     return {"tasks": tasks, "rows": rows}
 
 
-def plot_curves(groups: dict, tasks: list, path: Path) -> None:
+def plot_curves(groups: dict, tasks: list, metric: dict, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -123,13 +123,14 @@ def plot_curves(groups: dict, tasks: list, path: Path) -> None:
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 3.6), squeeze=False)
     for ax, t in zip(axes[0], tasks):
         for name, runs in sorted(groups.items()):
-            curves = [[float(m[f"val_{t}_acc"]) for m in r["metrics"] if m.get(f"val_{t}_acc")] for r in runs]
+            key = f"val_{t}_{metric[t]}"
+            curves = [[float(m[key]) for m in r["metrics"] if m.get(key)] for r in runs]
             curves = [c for c in curves if c]
             if not curves:
                 continue
             n = min(map(len, curves))
             ax.plot(np.arange(1, n + 1), np.mean([c[:n] for c in curves], axis=0), label=name.split(" | ")[0])
-        ax.set_title(f"{t}: validation accuracy", fontsize=9)
+        ax.set_title(f"{t}: validation {'MAE (years)' if metric[t] == 'mae' else 'accuracy'}", fontsize=9)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=6)
