@@ -4,8 +4,9 @@
 
 One row per method configuration (script, datasets, tasks, model, missing-task strategy, regularisers;
 seeds, folds and run names are pooled), one column per task: held-out test accuracy (MAE in years for
-age predicted in years) as mean +- std over the pooled runs, with the number of runs. Writes ``results.md``, ``results.csv`` and ``curves.png``
-(validation accuracy, or MAE, per task over epochs, one line per configuration, averaged over its runs).
+age predicted in years) as mean +- std over the pooled runs, with the number of runs. Writes
+``results.md``, ``results.csv`` and ``curves.png`` (validation accuracy, or MAE, per task over epochs,
+one line per configuration, averaged over its runs).
 """
 from __future__ import annotations
 
