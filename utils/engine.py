@@ -560,14 +560,14 @@ class Trainer:
         ``state.json`` (atomic rename) pointing at them. A crash before the rename leaves the
         previous state intact; older checkpoints are removed only afterwards.
         """
-        from utils.run_dir import atomic_save_model
+        from utils.run_dir import atomic_link, atomic_save_model
 
         path = self.run.path
-        atomic_save_model(self.model, path / "last.keras")
-        if is_best:
-            atomic_save_model(self.model, path / "best.keras")
         ckpt, opt = f"checkpoint-{epoch:03d}.keras", f"optimizer-{epoch:03d}.npz"
-        atomic_save_model(self.model, path / ckpt)
+        atomic_save_model(self.model, path / ckpt)  # serialised once; last/best are links to it
+        atomic_link(path / ckpt, path / "last.keras")
+        if is_best:
+            atomic_link(path / ckpt, path / "best.keras")
         tmp = path / (opt + ".tmp.npz")
         np.savez(tmp, *[np.asarray(v) for v in self.model.optimizer.variables])
         tmp.replace(path / opt)

@@ -36,6 +36,23 @@ def atomic_save_model(model, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def atomic_link(src: Path, dst: Path) -> None:
+    """Make ``dst`` a copy of the finished file ``src`` without serialising again, then rename.
+
+    A hard link where the file system allows it, else a byte copy; either way ``dst`` is replaced
+    atomically and survives the later removal of ``src``.
+    """
+    import shutil
+
+    tmp = dst.with_name(dst.stem + ".tmp" + dst.suffix)
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
 def _jsonable(x):
     if isinstance(x, dict):
         return {str(k): _jsonable(v) for k, v in x.items()}
