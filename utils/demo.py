@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from utils.evaluation import expected_value
 from utils.tasks import DEFAULT_VOCAB, EMOTION_FERPLUS
 
 TASK_COLOURS = {"emotion": (255, 80, 80), "pose": (255, 220, 0), "gender": (80, 220, 80), "age": (90, 160, 255)}
@@ -178,7 +179,7 @@ def face_records(predictor: Predictor, rgb: np.ndarray, boxes: list) -> list:
             rec[t] = {"label": predictor.class_names[t][i], "prob": float(v[i]),
                       "probs": {n: round(float(q), 4) for n, q in zip(predictor.class_names[t], v)}}
             if len(v) == 101:  # age in years: the expected value, not the most likely bin
-                rec[t]["years"] = float(np.dot(v, np.arange(101)) / v.sum())
+                rec[t]["years"] = float(expected_value(v[None])[0])
                 rec[t]["label"] = f"{rec[t]['years']:.0f} years"
         records.append(rec)
     return records
@@ -258,7 +259,7 @@ class FaceTracker:
                 hist = track.history.setdefault(t, deque(maxlen=self.window))
                 hist.append(np.array([rec[t]["probs"][n] for n in names]))
                 if "years" in rec[t]:  # mean of the expected ages over the window
-                    mean = np.mean([np.dot(h, np.arange(len(h))) / h.sum() for h in hist])
+                    mean = float(expected_value(np.stack(hist)).mean())
                     rec[t]["smoothed"] = f"{mean:.0f} years"
                 else:
                     rec[t]["smoothed"] = names[self._smoothed_index(hist)]
