@@ -1,6 +1,6 @@
 """Video / webcam demo: detect, track and label every face per frame, with per-person smoothing.
 
-    python final_video_demo.py                         # webcam 0 (or a built-in clip when none)
+    python final_video_demo.py                         # shipped model; webcam 0 (or a built-in clip when none)
     python final_video_demo.py --video in.mp4 --output out.mp4 --smooth mean --window 15
     python final_video_demo.py --camera 1 --display    # live window (needs a GUI build of OpenCV)
 """
@@ -43,31 +43,32 @@ def main(argv=None) -> int:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--video", default=None, help="input video file")
     src.add_argument("--camera", type=int, default=None, help="camera index (default 0)")
-    p.add_argument("--run", default=None, help="run folder (uses its best.keras)")
+    p.add_argument("--run", default=None, help="run folder (its best.keras), or 'latest' for the newest run")
     p.add_argument("--weights", default=None, help=".keras model, or a released mini-Xception .hdf5")
-    p.add_argument("--runs_dir", default="runs")
+    p.add_argument("--runs_dir", default="runs", help="where --run latest looks")
     p.add_argument("--output", default=None, help="annotated video (default: demo_output/<name>_annotated.mp4)")
     p.add_argument("--display", action="store_true", help="show a live window (q quits)")
-    p.add_argument("--detector", default="dlib", choices=("dlib", "haar"))
-    p.add_argument("--min_face", type=int, default=48, help="smallest face side (pixels) to look for")
+    p.add_argument("--detector", default="mtcnn", choices=("mtcnn", "dlib", "haar"))
+    p.add_argument("--min_face", type=int, default=40, help="smallest face side (pixels) to look for")
     p.add_argument("--smooth", default="mode", choices=("mode", "mean"), help="per-track smoothing")
     p.add_argument("--window", type=int, default=10, help="frames in each track's smoothing window")
     p.add_argument("--max_frames", type=int, default=None)
-    p.add_argument("--margin", type=float, default=0.15)
+    p.add_argument("--margin", type=float, default=0.15, help="border around boxes of faces without landmarks")
     a = p.parse_args(argv)
     a.camera_given = a.camera is not None
     a.camera = a.camera or 0
 
     import cv2
 
-    from utils.demo import DemoError, FaceDetector, FaceTracker, draw, face_records, load_predictor
+    from utils.demo import DemoError, FaceTracker, draw, face_records, load_predictor
+    from utils.faces import FaceError, detect, make_detector
 
     try:
         predictor = load_predictor(a.run, a.weights, a.runs_dir)
         predictor.margin = a.margin
         print(f"model: {predictor.source} (tasks: {', '.join(predictor.tasks)})")
         cap, name = open_capture(a)
-        detector, tracker = FaceDetector(a.detector, a.min_face), FaceTracker(a.window, smooth=a.smooth)
+        detector, tracker = make_detector(a.detector, a.min_face), FaceTracker(a.window, smooth=a.smooth)
         fps_in = cap.get(cv2.CAP_PROP_FPS) or 25.0
         out_path = Path(a.output or Path("demo_output") / f"{name}_annotated.mp4")
         out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -77,7 +78,7 @@ def main(argv=None) -> int:
             if not ok:
                 break
             rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-            records = tracker.update(face_records(predictor, rgb, detector(rgb)),
+            records = tracker.update(face_records(predictor, rgb, detect(detector, rgb)),
                                      {t: predictor.class_names[t] for t in predictor.tasks})
             frames += 1
             faces += len(records)
@@ -101,7 +102,7 @@ def main(argv=None) -> int:
             writer.release()
         if frames == 0:
             raise DemoError(f"no frame could be read from {a.video or f'camera {a.camera}'}")
-    except DemoError as exc:
+    except (DemoError, FaceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"{frames} frames, {faces} faces, {frames / (time.perf_counter() - t0):.1f} fps, "

@@ -1,70 +1,116 @@
-"""Faces per second of the demo pipeline (detection + batched prediction) on CPU, beside ``fer``.
+"""Faces per second of the image demo's pipeline (detection + all heads) against the ``fer`` package.
 
-    python benchmarks/demo.py [--repeat 10] [--detector haar]
+    python benchmarks/demo.py [--rounds 7] [--frames 12] [--shared ../shared/data]
 
-Frames: the astronaut photograph (1 face) and a generated image with three copies of that face.
-Models: a four-head mini_xception (64 px grey) and a four-head vggFace (224 px RGB), randomly
-initialised (speed does not depend on the weights). ``fer`` (Haar cascade + its own emotion model,
-installed with ``pip install --no-deps fer``) runs its ``detect_emotions`` on the same frames.
+Frames are collages of four different real UTKFace faces each (120-170 px) on a 640 x 480 canvas, so
+that every frame has several faces and no face repeats within a frame. Arms, run frame by frame in
+alternating order within each round:
+
+* ``ours-haar``: OpenCV Haar cascade (scale 1.1, 5 neighbours, faces >= 50 px, as ``fer``), box crop,
+  the four-task model (emotion, pose, gender, age) in one batched call per frame;
+* ``fer``: ``fer.FER(mtcnn=False).detect_emotions`` (the same cascade settings, emotion only, TFLite);
+* ``ours-mtcnn``: the demos' default, MTCNN with five-landmark alignment.
+
+The model is the shipped one when present (else the same architecture, randomly initialised: speed
+does not depend on the weights). Per round it prints faces/s per arm and the ratio to ``fer``, then
+min / median / max over rounds.
 """
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import utils  # noqa: E402,F401
 
 
-def faces_per_second(fn, frames, repeat: int) -> float:
-    fn(frames[0])  # warm-up (graph tracing, cascade loading)
-    faces, t0 = 0, time.perf_counter()
-    for _ in range(repeat):
-        for f in frames:
-            faces += fn(f)
-    return faces / (time.perf_counter() - t0)
+def collages(folder: Path, n_frames: int, seed: int = 0) -> list:
+    """RGB frames with four different real faces each (faces are drawn without replacement)."""
+    import cv2
+
+    files = sorted(folder.glob("*.jpg"))
+    if len(files) < 4 * n_frames:
+        raise SystemExit(f"error: {folder} has {len(files)} images; {4 * n_frames} are needed")
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(len(files), 4 * n_frames, replace=False)
+    frames = []
+    for i in range(n_frames):
+        canvas = np.full((480, 640, 3), 170, np.uint8)
+        for k in range(4):
+            face = cv2.cvtColor(cv2.imread(str(files[picks[4 * i + k]])), cv2.COLOR_BGR2RGB)
+            side = int(rng.integers(120, 171))
+            tile = cv2.resize(face, (side, side), interpolation=cv2.INTER_AREA)
+            x0, y0 = (k % 2) * 320 + (320 - side) // 2, (k // 2) * 240 + (240 - side) // 2
+            canvas[y0:y0 + side, x0:x0 + side] = tile
+        frames.append(canvas)
+    return frames
 
 
-def main(argv=None):
+def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--repeat", type=int, default=10)
-    p.add_argument("--detector", default="haar", choices=("haar", "dlib"))
-    p.add_argument("--min_face", type=int, default=50, help="smallest face searched (fer's default is 50)")
+    p.add_argument("--rounds", type=int, default=7)
+    p.add_argument("--frames", type=int, default=12, help="collage frames per round (4 faces each)")
+    p.add_argument("--shared", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"),
+                   help="folder holding utkface_sample/UTKFace")
     a = p.parse_args(argv)
 
-    from models import ModelSpec, build_net
-    from utils.demo import FaceDetector, Predictor, face_records
-    from utils.demo_samples import multi_face_image, sample_photo
-    from utils.tasks import DEFAULT_VOCAB
+    from utils.demo import SHIPPED_MODEL, Predictor, face_records, load_predictor
+    from utils.faces import detect, make_detector
 
-    frames = [sample_photo(), multi_face_image(3, seed=1)[0]]
-    detector = FaceDetector(a.detector, a.min_face)
-    tasks = {"emotion": 7, "pose": 5, "gender": 2, "age": 8}
-    results = {}
-    for backbone in ("mini_xception", "vggFace"):
-        spec = ModelSpec(backbone, tasks)
-        predictor = Predictor(build_net(spec), list(tasks), {t: list(DEFAULT_VOCAB[t]) for t in tasks},
-                              spec.input_size, spec.channels, backbone)
-        results[backbone] = faces_per_second(lambda f: len(face_records(predictor, f, detector(f))), frames,
-                                             a.repeat)
+    frames = collages(Path(a.shared) / "utkface_sample" / "UTKFace", a.frames)
+    if SHIPPED_MODEL.is_file():
+        predictor, what = load_predictor(), f"shipped model {SHIPPED_MODEL.parent.name}"
+    else:
+        from models import ModelSpec, build_net
+
+        tasks = {"emotion": 7, "pose": 5, "gender": 2, "age": 101}
+        spec = ModelSpec("mini_xception", tasks, input_size=48)
+        predictor = Predictor(build_net(spec), list(tasks), {t: [str(i) for i in range(n)] for t, n in tasks.items()},
+                              48, 1, "random init")
+        what = "mini_xception 48 px, random weights (no shipped model)"
     try:
         from fer.fer import FER
-
-        fer = FER(mtcnn=False, min_face_size=a.min_face)
-        results["fer"] = faces_per_second(lambda f: len(fer.detect_emotions(f[:, :, ::-1].copy())), frames, a.repeat)
     except ImportError:
-        results["fer"] = float("nan")
-        print("fer is not installed (pip install --no-deps fer): no reference number")
-    print(f"detector: {a.detector} (faces >= {a.min_face} px); frames: astronaut (1 face) + generated "
-          f"(3 faces); {a.repeat} repeats")
-    for name, fps in results.items():
-        extra = "" if name == "fer" else f"   ratio to fer {fps / results['fer']:.2f}x"
-        what = "emotion only" if name == "fer" else "emotion, pose, gender, age"
-        print(f"{name:14s} {fps:7.1f} faces/s  ({what}){extra}")
+        print("error: fer is not installed (pip install --no-deps fer==25.10.3)", file=sys.stderr)
+        return 1
+    fer = FER(mtcnn=False, min_face_size=50)
+    haar, mtcnn = make_detector("haar", 50), make_detector("mtcnn", 50)
+    arms = {
+        "ours-haar": lambda f: len(face_records(predictor, f, detect(haar, f))),
+        "fer": lambda f: len(fer.detect_emotions(f[:, :, ::-1].copy())),
+        "ours-mtcnn": lambda f: len(face_records(predictor, f, detect(mtcnn, f))),
+    }
+    for fn in arms.values():  # warm-up: tracing, cascade and interpreter loading
+        fn(frames[0])
+    per_round = {name: [] for name in arms}
+    order = list(arms)
+    for r in range(a.rounds):
+        seconds, faces = dict.fromkeys(arms, 0.0), dict.fromkeys(arms, 0)
+        for i, frame in enumerate(frames):
+            for name in (order if (r + i) % 2 == 0 else order[::-1]):  # interleaved, alternating order
+                t0 = time.perf_counter()
+                faces[name] += arms[name](frame)
+                seconds[name] += time.perf_counter() - t0
+        for name in arms:
+            per_round[name].append(faces[name] / seconds[name])
+        print(f"round {r + 1}: " + "  ".join(f"{n} {per_round[n][-1]:.1f} faces/s ({faces[n]} faces)" for n in arms))
+    print(f"\n{a.frames} collage frames x 4 real UTKFace faces, {a.rounds} rounds; model: {what}")
+    print(f"{'arm':11s} {'faces/s min / median / max':>28s}   ratio to fer min / median / max")
+    for name in arms:
+        v = per_round[name]
+        ratios = [x / y for x, y in zip(v, per_round["fer"])]
+        print(f"{name:11s} {min(v):8.1f} / {statistics.median(v):6.1f} / {max(v):6.1f}   "
+              + ("" if name == "fer" else f"{min(ratios):5.2f} / {statistics.median(ratios):5.2f} / "
+                                          f"{max(ratios):5.2f}"))
+    print("heads: ours = emotion, pose, gender, age; fer = emotion")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

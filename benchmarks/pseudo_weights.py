@@ -18,11 +18,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import utils  # noqa: E402,F401
+# isort: off
+import utils  # noqa: E402,F401  (TensorFlow switches: must come before keras)
 
 import numpy as np  # noqa: E402
 
 from utils.pseudo_labels import PseudoConfig, build_targets, local_density, minmax  # noqa: E402
+# isort: on
 
 
 class PeakMemory:

@@ -57,7 +57,8 @@ def runs_for(preset: dict) -> list:
     runs = []
     for slot, name in ds.items():
         for task in (("gender", "age") if slot == "gender_age" else (slot,)):
-            runs.append((f"stl_{task}", "STL_general_train", [f"--dataset={name}", f"--task_type={STL_TASK_TYPE[task]}"]))
+            runs.append((f"stl_{task}", "STL_general_train",
+                         [f"--dataset={name}", f"--task_type={STL_TASK_TYPE[task]}"]))
     data_flags = [f"--dataset_{slot}={name}" for slot, name in ds.items()]
     weights = [f"--{w}=1" for w in ("E_loss_weights", "P_loss_weights", "G_loss_weights", "A_loss_weights")
                if (w[0] == "E" and "emotion" in ds) or (w[0] == "P" and "pose" in ds)

@@ -21,7 +21,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-
 SS = 4  # supersampling factor for anti-aliased drawing
 
 YAW_RANGES = {0: (-8, 8), 1: (14, 55), 2: (-55, -14), 3: (-85, -64), 4: (64, 85)}

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 import keras
 
+from models.inceptionv3 import inceptionv3_trunk
 from models.layers import CrossStitch, FeatureRegularization, Preprocess
 from models.mini_xception import FEATURE_LAYER, load_published_weights, mini_xception_trunk
-from models.inceptionv3 import inceptionv3_trunk
 from models.mobilenetv2 import mobilenetv2_trunk
 from models.ssrnet import FEATURE_LAYER as SSR_FEATURE_LAYER
 from models.ssrnet import ssrnet_heads

@@ -123,7 +123,6 @@ def ssrnet_heads(x, tasks: dict, dropout: float = 0.2) -> tuple:
     Returns the logits per task: log two-hot distributions, so the usual softmax output equals the
     two-hot distribution. ``FEATURE_LAYER`` holds the shared features (for pseudo labels).
     """
-    L = keras.layers
     unsupported = set(tasks) - {"age", "gender"}
     if unsupported:
         raise ValueError(f"ssrnet predicts age and gender only, not {sorted(unsupported)}")

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from utils.cli import SCRIPTS, main, normalise_argv, build_parser, parse_config
+from utils.cli import SCRIPTS, build_parser, main, normalise_argv, parse_config
 
 SEEDS = [line for line in (Path(__file__).parent / "seed_commands.txt").read_text().splitlines()
          if line.startswith("python ")]

@@ -6,15 +6,13 @@ from collections import Counter
 import cv2
 import numpy as np
 import pandas as pd
-import pytest
 import scipy.io
-
 from conftest import shared_sample
+
 from data.prep_data import main as prep_main
-from data.sources import adience, aflw, expw, fer2013, ferplus, fgnet, imdb_wiki, pointing04, sfew, utkface
-from data.sources import aflw2000
+from data.sources import adience, aflw, aflw2000, expw, fer2013, ferplus, fgnet, imdb_wiki, pointing04, sfew, utkface
 from utils.datasets import load_table
-from utils.tasks import years_to_group, yaw_to_pose
+from utils.tasks import yaw_to_pose, years_to_group
 
 
 def face_jpg(path, side=80):
@@ -28,10 +26,10 @@ def face_jpg(path, side=80):
 def test_expw_real_sample(tmp_path):
     root = shared_sample("expw_sample")
     csv, n, report = expw.convert(root, tmp_path, size=64)
-    lines = [l.split() for l in (root / "label" / "label.lst").read_text().splitlines() if l.strip()]
+    lines = [ln.split() for ln in (root / "label" / "label.lst").read_text().splitlines() if ln.strip()]
     assert n == len(lines) == 748 and not report.skipped
     t = load_table(str(csv))
-    assert Counter(t.labels["emotion"].tolist()) == Counter(int(l[7]) for l in lines)
+    assert Counter(t.labels["emotion"].tolist()) == Counter(int(ln[7]) for ln in lines)
     assert len(set(t.paths)) == n  # one crop per face, even when a photo has several
 
 
@@ -82,7 +80,8 @@ def test_adience_real_fold_file_ages_and_genders(tmp_path):
     raw = pd.read_csv(root / "fold_0_data.txt", sep="\t", dtype=str, keep_default_na=False)
     usable = raw[raw.gender.isin(["f", "m"]) & raw.age.map(lambda a: adience.parse_age(a) is not None)]
     assert n == len(usable) and n + sum(report.skipped.values()) == len(raw)
-    assert report.skipped["age missing or unparsable (None)"] == ((raw.age == "None") & raw.gender.isin(["f", "m"])).sum()
+    unparsable = ((raw.age == "None") & raw.gender.isin(["f", "m"])).sum()
+    assert report.skipped["age missing or unparsable (None)"] == unparsable
     frame = pd.read_csv(csv)
     assert frame.age.between(0, 7).all() and set(frame.fold) == {0}
     mapped = dict(zip(frame.age_text, frame.age))
@@ -137,7 +136,8 @@ def test_aflw_sqlite_fixture(tmp_path):
         CREATE TABLE FaceRect (face_id INTEGER, x INTEGER, y INTEGER, w INTEGER, h INTEGER, annot_type_id INTEGER);
         CREATE TABLE FacePose (face_id INTEGER, roll REAL, pitch REAL, yaw REAL, annot_type_id INTEGER);
         INSERT INTO Faces VALUES (1, 'a'), (2, 'a'), (3, 'b'), (4, 'c');
-        INSERT INTO FaceImages VALUES ('a', '0/a.jpg', 80, 80), ('b', '0/b.jpg', 80, 80), ('c', '0/missing.jpg', 80, 80);
+        INSERT INTO FaceImages VALUES ('a', '0/a.jpg', 80, 80), ('b', '0/b.jpg', 80, 80),
+                                      ('c', '0/missing.jpg', 80, 80);
         INSERT INTO FaceRect VALUES (1, 5, 5, 30, 30, 1), (2, 40, 40, 30, 30, 1), (4, 0, 0, 10, 10, 1);
         INSERT INTO FacePose VALUES (1, 0, 0, 0.5, 1), (2, 0, 0, -1.2, 1), (3, 0, 0, 0, 1), (4, 0, 0, 0, 1);
     """)

@@ -106,3 +106,22 @@ def test_subject_column_gives_subject_disjoint_splits(tmp_path):
     t = load_table(str(write(tmp_path, r)))
     parts = split_indices(t, val_fraction=0.0)
     assert not set(t.groups[parts["train"]]) & set(t.groups[parts["test"]])
+
+
+def test_release_without_test_part_tests_on_its_official_validation_rows(tmp_path):
+    # FER2013 without PrivateTest, SFEW: the official validation rows become the test part and a
+    # validation part is carved from train, so no row that picks checkpoints is reported as test
+    r = [{"full_path": f"img/{i % 3}.png", "emotion": 0, "split": s}
+         for i, s in enumerate(["Training"] * 20 + ["PublicTest"] * 5)]
+    parts = split_indices(load_table(str(write(tmp_path, r))), val_fraction=0.1)
+    assert parts["test"].tolist() == [20, 21, 22, 23, 24]
+    assert len(parts["valid"]) == 2 and not set(parts["valid"]) & set(parts["test"])
+    assert sorted(np.concatenate([parts["train"], parts["valid"]]).tolist()) == list(range(20))
+    assert "official 'valid' rows are the test part" in parts["protocol"]
+
+
+def test_train_only_split_column_gets_a_seeded_test_part(tmp_path):
+    r = [{"full_path": f"img/{i % 3}.png", "emotion": 0, "split": "train"} for i in range(50)]
+    parts = split_indices(load_table(str(write(tmp_path, r))), n_splits=5, seed=2)
+    assert len(parts["test"]) == 10 and len(parts["valid"]) == 4 and len(parts["train"]) == 36
+    assert len(set(parts["test"]) | set(parts["valid"]) | set(parts["train"])) == 50

@@ -113,7 +113,8 @@ def test_two_stage_freezing_really_freezes_then_unfreezes(toy_root, tmp_path):
     original = t.checkpoint
 
     def record(epoch, *args):
-        seen.append({w.path: np.array(w) for w in t.model.weights if "stem_conv1" in w.path or "emotion_conv" in w.path})
+        seen.append({w.path: np.array(w) for w in t.model.weights
+                     if "stem_conv1" in w.path or "emotion_conv" in w.path})
         original(epoch, *args)
 
     t.checkpoint = record

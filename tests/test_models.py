@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from models import ModelSpec, WeightsError, build_net, feature_model
-from models.vggface import load_weights_by_name
 
 
 def test_vggface_two_task_model_names_and_shapes():

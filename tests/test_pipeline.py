@@ -72,3 +72,27 @@ def test_joint_arrays_zero_fill_missing_tasks(tables):
     fill = np.full((n0, 2), 0.5, np.float32)
     _, filled = joint_arrays(tables, classes, {(0, "gender"): fill})
     np.testing.assert_array_equal(filled["gender"][:n0], fill)
+
+
+def test_horizontal_flip_swaps_the_yaw_bins_of_flipped_faces():
+    import tensorflow as tf
+
+    from utils.pipelines import flip_batch
+    from utils.tasks import POSE5, flip_permutations
+
+    perms = {f"{t}_prediction": p for t, p in flip_permutations({"pose": POSE5, "emotion": range(7)}).items()}
+    assert perms == {"pose_prediction": (0, 2, 1, 4, 3)}  # emotion is flip-invariant
+    images = tf.constant(np.arange(64 * 2 * 4 * 1, dtype=np.float32).reshape(64, 2, 4, 1))
+    pose = onehot(np.arange(64) % 5, 5)
+    emotion = onehot(np.arange(64) % 7, 7)
+    out, y = flip_batch(images, {"pose_prediction": pose, "emotion_prediction": emotion}, [3, 4], perms)
+    flipped = np.all(out.numpy() == images.numpy()[:, :, ::-1], axis=(1, 2, 3))
+    assert 10 < flipped.sum() < 54  # about half the rows, chosen per row
+    before, after = pose.argmax(1), y["pose_prediction"].numpy().argmax(1)
+    swap = np.array([0, 2, 1, 4, 3])
+    assert np.array_equal(after[flipped], swap[before[flipped]])
+    assert np.array_equal(after[~flipped], before[~flipped])
+    assert np.array_equal(np.asarray(y["emotion_prediction"]), emotion)
+    # a row without a pose label (zeros) stays without one
+    _, y0 = flip_batch(images[:4], {"pose_prediction": np.zeros((4, 5), np.float32)}, [1, 1], perms)
+    assert not y0["pose_prediction"].numpy().any()

@@ -48,7 +48,7 @@ class Table:
     def tasks(self) -> tuple:
         return tuple(self.labels)
 
-    def subset(self, index) -> "Table":
+    def subset(self, index) -> Table:
         index = np.asarray(index)
         pick = lambda d: {k: v[index] for k, v in d.items()}  # noqa: E731
         return Table(self.name, self.csv_path, self.info, self.paths[index], pick(self.labels),
@@ -200,16 +200,26 @@ def split_indices(table: Table, n_splits: int = 5, fold: int = 0, seed: int = 1,
             train, test = list(splitter)[fold]
             parts = {"train": train, "test": test}
         parts["valid"] = np.array([], dtype=np.int64)
+    if table.split is not None and len(parts["test"]) == 0:
+        if len(parts["valid"]):
+            # A release without a public test part (SFEW; FER2013 without PrivateTest): its official
+            # validation rows become the test part and never select checkpoints; validation is carved
+            # from train below.
+            parts["test"], parts["valid"] = parts["valid"], np.array([], dtype=np.int64)
+            parts["protocol"] = "official 'valid' rows are the test part; validation carved from train"
+        else:
+            train = rng.permutation(parts["train"])
+            n_test = max(1, int(round(len(train) / max(n_splits, 2))))
+            parts["test"], parts["train"] = np.sort(train[:n_test]), np.sort(train[n_test:])
+            parts["protocol"] = f"no test rows: a seeded 1/{max(n_splits, 2)} of train is the test part"
     if len(parts.get("valid", [])) == 0 and val_fraction > 0:
         train = rng.permutation(parts["train"])
         n_val = max(1, int(round(len(train) * val_fraction)))
         parts["valid"], parts["train"] = np.sort(train[:n_val]), np.sort(train[n_val:])
-    # With no validation data the test rows select checkpoints (the reference's protocol), and
-    # a dataset without test rows is tested on its validation rows.
+    # Only with --val_fraction 0 do the test rows select checkpoints (the reference's protocol).
     if len(parts["valid"]) == 0:
         parts["valid"] = parts["test"]
-    if len(parts["test"]) == 0:
-        parts["test"] = parts["valid"]
+        parts["protocol"] = "--val_fraction 0: the test rows also select checkpoints"
     for s in ("train", "valid", "test"):
         if len(parts[s]) == 0:
             raise DataError(f"{table.csv_path}: the '{s}' split is empty")

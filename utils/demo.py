@@ -1,7 +1,8 @@
 """Face detection, attribute prediction, drawing and per-face tracking for the demos.
 
-Predictions use ``utils.pipelines.prepare_image`` (the function training uses) and the model's own
-preprocessing layer, so a demo's numbers equal ``model.predict`` on the same crop.
+Faces come from ``utils.faces`` (MTCNN with five-landmark alignment by default). Each face is cropped,
+aligned, resized and turned grey in OpenCV, and all faces of a frame go through one traced forward
+pass; the model's own preprocessing layer does the rest, as in training.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import cv2
 import numpy as np
 
 from utils.evaluation import expected_value
+from utils.faces import Face, face_crop
 from utils.tasks import DEFAULT_VOCAB, EMOTION_FERPLUS
 
 TASK_COLOURS = {"emotion": (255, 80, 80), "pose": (255, 220, 0), "gender": (80, 220, 80), "age": (90, 160, 255)}
@@ -21,57 +23,6 @@ TASK_COLOURS = {"emotion": (255, 80, 80), "pose": (255, 220, 0), "gender": (80, 
 
 class DemoError(Exception):
     """A problem with the demo's input (file, camera, weights); one line for the user."""
-
-
-# ------------------------------------------------------------------------------------ detection
-class FaceDetector:
-    """Frontal faces in an RGB image as ``(x, y, w, h)`` boxes: dlib's HOG detector or a Haar cascade.
-
-    ``min_face``: smallest face side in pixels worth finding; smaller values search more scales
-    (Haar) or upsample the image (dlib finds faces from about 80 px, 40 px with one upsampling).
-    """
-
-    def __init__(self, kind: str = "dlib", min_face: int = 48):
-        self.kind, self.min_face = kind, int(min_face)
-        upsample = 1 if self.min_face < 80 else 0
-        if kind == "dlib":
-            try:
-                import dlib
-            except ImportError:
-                raise DemoError("dlib is not installed (pip install dlib-bin), or use --detector haar") from None
-            self._dlib, self.upsample = dlib.get_frontal_face_detector(), upsample
-        elif kind == "haar":
-            path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
-            self._haar = cv2.CascadeClassifier(str(path))
-            if self._haar.empty():
-                raise DemoError(f"cannot load the Haar cascade {path}; use --detector dlib")
-        else:
-            raise DemoError(f"unknown detector {kind!r} (dlib or haar)")
-
-    def __call__(self, rgb: np.ndarray) -> list:
-        if self.kind == "dlib":
-            rects = self._dlib(np.ascontiguousarray(rgb), self.upsample)
-            boxes = [(r.left(), r.top(), r.width(), r.height()) for r in rects]
-        else:
-            grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-            boxes = [tuple(int(v) for v in b) for b in self._haar.detectMultiScale(
-                grey, 1.1, 5, minSize=(self.min_face, self.min_face))]
-        h, w = rgb.shape[:2]
-        clipped = []
-        for x, y, bw, bh in boxes:
-            x0, y0, x1, y1 = max(0, x), max(0, y), min(w, x + bw), min(h, y + bh)
-            if x1 - x0 > 4 and y1 - y0 > 4:
-                clipped.append((x0, y0, x1 - x0, y1 - y0))
-        return sorted(clipped)
-
-
-def crop_face(rgb: np.ndarray, box, margin: float) -> np.ndarray:
-    """The box enlarged by ``margin`` x its size on each side, clipped to the image."""
-    x, y, w, h = box
-    H, W = rgb.shape[:2]
-    x0, y0 = max(0, int(round(x - margin * w))), max(0, int(round(y - margin * h)))
-    x1, y1 = min(W, int(round(x + w + margin * w))), min(H, int(round(y + h + margin * h)))
-    return rgb[y0:y1, x0:x1]
 
 
 # ------------------------------------------------------------------------------------ images
@@ -86,6 +37,10 @@ def read_image(path: str) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------ models
+REPO = Path(__file__).resolve().parent.parent
+SHIPPED_MODEL = REPO / "pretrained" / "four_tasks_mini_xception_48px" / "model.keras"
+
+
 @dataclass
 class Predictor:
     """A trained model plus what is needed to read its outputs."""
@@ -98,23 +53,28 @@ class Predictor:
     source: str
     margin: float = 0.15
 
-    def predict(self, crops: list) -> list:
-        """One batched forward pass for all crops; returns ``[{task: probabilities}]``.
+    def prepare(self, rgb: np.ndarray, face: Face) -> np.ndarray:
+        """The model's input for one face, in OpenCV: aligned crop, grey for one-channel models."""
+        crop = face_crop(rgb, face, self.size, self.margin)
+        if self.channels == 1:
+            return cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)[..., None]
+        return crop
+
+    def predict(self, inputs: list) -> list:
+        """One batched forward pass for prepared inputs; returns ``[{task: probabilities}]``.
 
         A traced forward function instead of ``model.predict``, whose per-call set-up costs more
         than the network itself for a few faces; the numbers are the same.
         """
-        if not crops:
+        if not inputs:
             return []
         import tensorflow as tf
 
-        from utils.pipelines import prepare_image
-
         if getattr(self, "_forward", None) is None:
             self._forward = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
-        batch = tf.stack([prepare_image(c, self.size, self.channels) for c in crops])
+        batch = np.stack(inputs).astype(np.float32)
         out = {k: v.numpy() for k, v in self._forward(batch).items()}
-        return [{t: out[f"{t}_prediction"][i] for t in self.tasks} for i in range(len(crops))]
+        return [{t: out[f"{t}_prediction"][i] for t in self.tasks} for i in range(len(inputs))]
 
 
 def class_names_for(task: str, n: int) -> list:
@@ -130,22 +90,36 @@ def newest_run(runs_dir: Path) -> Path | None:
     return found[-1].parent if found else None
 
 
-def load_predictor(run: str | None = None, weights: str | None = None, runs_dir: str = "runs") -> Predictor:
-    """From ``--run`` (its best.keras), ``--weights`` (.keras, or a released mini-Xception .hdf5), or
-    the newest run in ``runs_dir``."""
+def _load_keras(path: str):
     import keras
 
     import models  # noqa: F401  (registers the custom layers)
 
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as exc:  # zip, h5 and deserialisation errors come in many types
+        raise DemoError(f"{path}: not a loadable Keras model ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0][:160] if str(exc) else 'no details'})") from None
+
+
+def load_predictor(run: str | None = None, weights: str | None = None, runs_dir: str = "runs") -> Predictor:
+    """The shipped model by default; ``run`` a run folder (its best.keras) or ``latest`` (the newest
+    run under ``runs_dir``); ``weights`` a .keras file or a released mini-Xception .hdf5."""
     config = {}
-    if weights is None:
-        run_dir = Path(run) if run else newest_run(Path(runs_dir))
+    if weights is None and run is None:
+        weights = str(SHIPPED_MODEL)
+        if not SHIPPED_MODEL.is_file():
+            raise DemoError(f"the shipped model {SHIPPED_MODEL} is missing (a partial clone?); "
+                            f"pass --run latest or --weights FILE")
+        config = json.loads((SHIPPED_MODEL.parent / "config.json").read_text())
+    elif weights is None:
+        run_dir = newest_run(Path(runs_dir)) if run == "latest" else Path(run)
         if run_dir is None:
             raise DemoError(
-                f"no trained model found under {runs_dir}/; train one first, e.g. `python "
+                f"no trained run under {Path(runs_dir).resolve()}/; train one first, e.g. `python "
                 f"CONFUSION_EPGA_multitask.py --dataset_emotion=toy_emotion --dataset_pose=toy_pose "
-                f"--dataset_gender_age=toy_gender_age --epoch=10 --is_naive=True` (README, Training), "
-                f"or pass --weights FILE")
+                f"--dataset_gender_age=toy_gender_age --epoch=10 --is_naive=True`, or leave out --run "
+                f"to use the shipped model")
         weights = str(run_dir / "best.keras")
         if not Path(weights).is_file():
             raise DemoError(f"{run_dir} has no best.keras (is it a run folder?)")
@@ -154,13 +128,19 @@ def load_predictor(run: str | None = None, weights: str | None = None, runs_dir:
     if not Path(weights).is_file():
         raise DemoError(f"weights file not found: {weights}")
     if weights.endswith((".h5", ".hdf5")):
-        from models import ModelSpec, build_net
+        from models import ModelSpec, WeightsError, build_net
 
-        model = build_net(ModelSpec("mini_xception", {"emotion": 7}, weights=weights))
+        try:
+            model = build_net(ModelSpec("mini_xception", {"emotion": 7}, weights=weights))
+        except (WeightsError, OSError, KeyError) as exc:
+            raise DemoError(f"{weights}: not a released mini-Xception weights file ({exc})") from None
     else:
-        model = keras.models.load_model(weights, compile=False)
-    tasks = [k.removesuffix("_prediction") for k in model.output.keys()] if isinstance(model.output, dict) \
-        else [n.removesuffix("_prediction") for n in model.output_names]
+        model = _load_keras(weights)
+    outputs = model.output if isinstance(model.output, dict) else {}
+    tasks = [k.removesuffix("_prediction") for k in outputs if k.removesuffix("_prediction") in DEFAULT_VOCAB]
+    if not tasks:
+        raise DemoError(f"{weights}: the model has no emotion/pose/gender/age heads (outputs "
+                        f"'<task>_prediction'); is it a model of this project?")
     names = config.get("class_names") or {}
     shapes = {t: int(model.get_layer(f"{t}_prediction").output.shape[-1]) for t in tasks}
     class_names = {t: names.get(t) or class_names_for(t, shapes[t]) for t in tasks}
@@ -169,11 +149,17 @@ def load_predictor(run: str | None = None, weights: str | None = None, runs_dir:
 
 
 # ------------------------------------------------------------------------------------ records, drawing
-def face_records(predictor: Predictor, rgb: np.ndarray, boxes: list) -> list:
-    probs = predictor.predict([crop_face(rgb, b, predictor.margin) for b in boxes])
+YAW_ARROWS = {"frontal": 0.0, "yaw +10..+60": 0.5, "yaw -60..-10": -0.5, "yaw <= -60": -1.0, "yaw >= +60": 1.0}
+
+
+def face_records(predictor: Predictor, rgb: np.ndarray, faces: list) -> list:
+    """One record per face: box, landmarks, and per task the label, its probability and all probabilities."""
+    probs = predictor.predict([predictor.prepare(rgb, f) for f in faces])
     records = []
-    for box, p in zip(boxes, probs):
-        rec = {"box": [int(v) for v in box]}
+    for face, p in zip(faces, probs):
+        rec = {"box": [int(v) for v in face.box], "score": round(float(face.score), 4)}
+        if face.landmarks is not None:
+            rec["landmarks"] = [[round(float(v), 1) for v in pt] for pt in face.landmarks]
         for t, v in p.items():
             i = int(np.argmax(v))
             rec[t] = {"label": predictor.class_names[t][i], "prob": float(v[i]),
@@ -185,16 +171,34 @@ def face_records(predictor: Predictor, rgb: np.ndarray, boxes: list) -> list:
     return records
 
 
+def describe(rec: dict, task: str, labels_key: str = "label") -> str:
+    """One line of text for a task of a record (emotion with its confidence)."""
+    value = rec[task].get(labels_key, rec[task]["label"])
+    if task == "emotion" and labels_key == "label":
+        return f"{value} {rec[task]['prob']:.0%}"
+    return value
+
+
 def draw(rgb: np.ndarray, records: list, labels_key: str = "label") -> np.ndarray:
-    """Boxes and one text line per task, scaled to the image so they stay readable at any size."""
+    """Boxes, a yaw arrow and one text line per task, scaled to the image so they stay readable."""
     out = rgb.copy()
     H, W = out.shape[:2]
-    scale = max(0.35, min(W, H) / 900)
+    scale = max(0.4, min(W, H) / 900)
     thick = max(1, int(round(scale * 2)))
     for rec in records:
         x, y, w, h = rec["box"]
         cv2.rectangle(out, (x, y), (x + w, y + h), (255, 255, 255), thick + 1)
-        lines = [(t, f"{t}: {rec[t][labels_key]}") for t in TASK_COLOURS if t in rec]
+        if "pose" in rec:  # arrow from the face centre in the direction the head is turned (image x)
+            label = rec["pose"].get(labels_key, rec["pose"]["label"])
+            dx = YAW_ARROWS.get(label)
+            if dx is not None:
+                c = (x + w // 2, y + h // 2)
+                tip = (int(c[0] + dx * w * 0.6), c[1])
+                if dx:
+                    cv2.arrowedLine(out, c, tip, TASK_COLOURS["pose"], thick + 1, cv2.LINE_AA, tipLength=0.3)
+                else:
+                    cv2.circle(out, c, max(3, thick * 2), TASK_COLOURS["pose"], -1, cv2.LINE_AA)
+        lines = [(t, f"{t}: {describe(rec, t, labels_key)}") for t in TASK_COLOURS if t in rec]
         (tw, th), base = cv2.getTextSize("Mg", cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
         line_h = th + base + 4
         top = y - line_h * len(lines) - 2

@@ -1,7 +1,6 @@
 """Built-in demo inputs made from a real photograph (scikit-image's astronaut, public domain)."""
 from __future__ import annotations
 
-
 import cv2
 import numpy as np
 

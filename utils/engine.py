@@ -28,7 +28,7 @@ import numpy as np
 
 from utils.datasets import DataError, Table, default_data_dir, load_table, split_indices
 from utils.pseudo_labels import PseudoConfig, build_targets
-from utils.tasks import TASKS
+from utils.tasks import TASKS, flip_permutations
 
 
 @dataclass
@@ -104,6 +104,7 @@ class Split:
     train: Table
     valid: Table
     test: Table
+    protocol: str = ""  # how the parts were made when it is not the obvious way (printed, in config.json)
 
 
 class PlateauControl:
@@ -139,7 +140,10 @@ def load_splits(cfg: RunConfig) -> list:
         if cfg.limit:
             table = table.subset(np.random.default_rng(cfg.seed).permutation(len(table))[:cfg.limit])
         parts = split_indices(table, cfg.n_splits, cfg.fold, cfg.seed, cfg.val_fraction)
-        splits.append(Split(*(table.subset(parts[s]) for s in ("train", "valid", "test"))))
+        splits.append(Split(*(table.subset(parts[s]) for s in ("train", "valid", "test")),
+                            parts.get("protocol", "")))
+        if parts.get("protocol"):
+            print(f"note: {name}: {parts['protocol']}")
     return splits
 
 
@@ -179,6 +183,7 @@ class Trainer:
             cfg.data_dir = str(default_data_dir())
         self.splits = load_splits(cfg)
         self.classes, self.class_names = class_counts(self.splits, cfg)
+        self.flip_perms = flip_permutations(self.class_names)
         self.spec = ModelSpec(cfg.model, self.classes, cfg.input_size, cfg.is_dropout, cfg.is_bn,
                               cfg.weights_decay, cfg.cross_stitch, cfg.weights, cfg.regularization)
         cfg.input_size = self.spec.input_size
@@ -212,6 +217,7 @@ class Trainer:
             "class_names": self.class_names, "model_spec": dataclasses.asdict(self.spec),
             "split_sizes": {n: {s: len(getattr(sp, s)) for s in ("train", "valid", "test")}
                             for (n, _), sp in zip(cfg.datasets, self.splits)},
+            "split_protocol": {n: sp.protocol for (n, _), sp in zip(cfg.datasets, self.splits) if sp.protocol},
             "started": stamp})
 
     def build_cache(self):
@@ -315,7 +321,7 @@ class Trainer:
 
         outs = [outputs(t) for t in unlabelled]
         fills, stats = {}, {}
-        for task, n_classes in self.classes.items():
+        for task in self.classes:
             members = [i for i, t in enumerate(unlabelled) if task not in t.labels]
             if not members:
                 continue
@@ -451,7 +457,7 @@ class Trainer:
             else:
                 ds = make_dataset(paths, targets, cfg.batch_size, self.spec.input_size, self.spec.channels,
                                   shuffle=True, seed=cfg.seed, augment=cfg.is_augmentation, repeat_epoch=epoch,
-                                  cache=self.cache)
+                                  cache=self.cache, flip_perms=self.flip_perms)
                 hist = self.model.fit(ds, epochs=epoch + 1, initial_epoch=epoch, shuffle=False, verbose=0,
                                       callbacks=[keras.callbacks.TerminateOnNaN()]).history
             check_finite(hist, epoch, phase, self.run.path)
@@ -511,7 +517,8 @@ class Trainer:
         def dataset_fn(ctx):
             return make_dataset(paths, targets, per_replica, self.spec.input_size, self.spec.channels, shuffle=True,
                                 seed=cfg.seed, augment=cfg.is_augmentation, repeat_epoch=epoch, cache=self.cache,
-                                shard=(ctx.num_input_pipelines, ctx.input_pipeline_id), drop_remainder=True).take(steps)
+                                shard=(ctx.num_input_pipelines, ctx.input_pipeline_id), drop_remainder=True,
+                                flip_perms=self.flip_perms).take(steps)
 
         model, weights = self.model, {t: float(cfg.loss_weights.get(t, 1.0)) for t in self.classes}
         if getattr(self, "_step_for", None) is not self.model.optimizer:

@@ -43,14 +43,29 @@ def prepare_image(img, size: int, channels: int):
 
 
 def augmenter(seed: int):
-    """Rotation +-10 degrees, shift +-10 %, horizontal flip with p = 0.5 (REFERENCE_SPEC 5.5, fixed)."""
+    """Rotation +-10 degrees and shift +-10 % (the flip is ``flip_batch``: it must see the labels)."""
     import keras
 
     return keras.Sequential([
         keras.layers.RandomRotation(10 / 360, fill_mode="reflect", seed=seed),
         keras.layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=seed + 1),
-        keras.layers.RandomFlip("horizontal", seed=seed + 2),
     ], name="augmentation")
+
+
+def flip_batch(images, targets: dict, seed, flip_perms: dict):
+    """Flip each image horizontally with p = 0.5 and permute the classes of the flipped rows.
+
+    A mirrored face turns its yaw around, so a pose target "yaw +10..+60" becomes "yaw -60..-10";
+    ``flip_perms`` maps ``<task>_prediction`` keys to those class permutations (emotion, gender and
+    age are flip-invariant). ``seed`` is a stateless seed pair, so the flips are reproducible.
+    """
+    coin = tf.random.stateless_uniform(tf.shape(images)[:1], seed=seed) < 0.5
+    images = tf.where(coin[:, None, None, None], tf.reverse(images, axis=[2]), images)
+    out = dict(targets)
+    for key, perm in flip_perms.items():
+        if key in out:
+            out[key] = tf.where(coin[:, None], tf.gather(out[key], list(perm), axis=1), out[key])
+    return images, out
 
 
 class ImageCache:
@@ -89,13 +104,15 @@ def _decode_dataset(paths, batch_size: int, size: int, channels: int):
 
 def make_dataset(paths: np.ndarray, targets: dict, batch_size: int, size: int, channels: int,
                  shuffle: bool = False, seed: int = 0, augment: bool = False, repeat_epoch: int = 0,
-                 cache: ImageCache | None = None, shard: tuple | None = None, drop_remainder: bool = False):
+                 cache: ImageCache | None = None, shard: tuple | None = None, drop_remainder: bool = False,
+                 flip_perms: dict | None = None):
     """A batched ``tf.data.Dataset`` of ``(images, {"<task>_prediction": rows})``.
 
     ``repeat_epoch`` makes the shuffle order depend on the epoch, so a resumed run sees the same order.
     With ``cache`` the images come from memory (see ``ImageCache``), otherwise from the files.
     ``shard=(n, i)`` keeps every n-th sample from the i-th (after the seeded shuffle, so that
     the workers of a distributed run share one order and read disjoint samples).
+    ``flip_perms`` (task -> class permutation) says how a horizontal flip changes each task's label.
     """
     targets = {f"{t}_prediction": np.asarray(v, np.float32) for t, v in targets.items()}
     source = cache.rows(paths) if cache is not None else np.asarray(paths, str)
@@ -111,7 +128,10 @@ def make_dataset(paths: np.ndarray, targets: dict, batch_size: int, size: int, c
                     deterministic=True).batch(batch_size, drop_remainder)
     if augment:
         aug = augmenter(seed + repeat_epoch)
-        ds = ds.map(lambda x, y: (aug(x, training=True), y), num_parallel_calls=AUTOTUNE)
+        perms = {f"{t}_prediction": p for t, p in (flip_perms or {}).items()}
+        coins = tf.data.Dataset.random(seed=seed * 7919 + repeat_epoch).batch(2)
+        ds = tf.data.Dataset.zip(ds, coins).map(
+            lambda xy, s: flip_batch(aug(xy[0], training=True), xy[1], s, perms), num_parallel_calls=AUTOTUNE)
     return ds.prefetch(AUTOTUNE)
 
 

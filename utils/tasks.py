@@ -20,6 +20,9 @@ AGE_YEARS = tuple(str(i) for i in range(101))
 # Lower bounds of the 8 Adience groups, used to map ages in years to groups.
 AGE_GROUP_LOWER = (0, 4, 8, 15, 25, 38, 48, 60)
 
+# Class order after a horizontal flip (yaw changes sign): vocabularies not listed are flip-invariant.
+FLIP_PERMUTATIONS = {POSE5: (0, 2, 1, 4, 3)}
+
 DEFAULT_VOCAB = {"emotion": EMOTION7, "pose": POSE5, "gender": GENDER2, "age": AGE_GROUPS8}
 
 
@@ -108,6 +111,11 @@ def years_to_group(age: float) -> int:
     dist = [max(lo - age, age - hi, 0.0) for lo, hi in AGE_GROUP_BOUNDS]
     best = min(dist)
     return max(i for i, d in enumerate(dist) if d == best)
+
+
+def flip_permutations(vocabularies: dict) -> dict:
+    """task -> class permutation of a horizontally flipped face, for the tasks whose labels change."""
+    return {t: FLIP_PERMUTATIONS[tuple(v)] for t, v in vocabularies.items() if tuple(v) in FLIP_PERMUTATIONS}
 
 
 def yaw_to_pose(yaw_degrees: float) -> int:

@@ -15,7 +15,11 @@ class Report:
     """Counts rows written and rows skipped per reason; never drops anything silently."""
 
     def __init__(self, name: str):
-        self.name, self.skipped, self.examples = name, Counter(), {}
+        self.name, self.skipped, self.examples, self.notes = name, Counter(), {}, Counter()
+
+    def note(self, what: str) -> None:
+        """Count rows that were kept but handled differently (e.g. not aligned)."""
+        self.notes[what] += 1
 
     def skip(self, reason: str, example: str = "") -> None:
         self.skipped[reason] += 1
@@ -24,7 +28,9 @@ class Report:
     def summary(self, written: int, csv: Path) -> str:
         lines = [f"{self.name}: wrote {written} rows to {csv}"]
         for reason, n in self.skipped.most_common():
-            lines.append(f"  skipped {n:6d}  {reason}" + (f"  (e.g. {self.examples[reason]})" if self.examples[reason] else ""))
+            example = f"  (e.g. {self.examples[reason]})" if self.examples[reason] else ""
+            lines.append(f"  skipped {n:6d}  {reason}{example}")
+        lines += [f"  kept    {n:6d}  {what}" for what, n in self.notes.most_common()]
         return "\n".join(lines)
 
 
@@ -80,15 +86,39 @@ def find_file(root: Path, name: str) -> Path:
     return hits[0]
 
 
-def detect_largest_face(bgr: np.ndarray, detector: str = "dlib"):
-    """(x0, y0, x1, y1) of the largest face, or None. dlib's HOG detector falls back to the Haar cascade."""
+def detect_largest_face(bgr: np.ndarray, detector: str = "mtcnn"):
+    """The largest face (``utils.faces.Face``: box, score, five landmarks for MTCNN), or None.
+
+    dlib's HOG detector falls back to the Haar cascade; MTCNN falls back to neither (its misses are
+    mostly non-faces and profiles, which the others do not find either).
+    """
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     for kind in (detector, "haar") if detector == "dlib" else (detector,):
-        boxes = _detector(kind)(rgb)
-        if boxes:
-            x, y, w, h = max(boxes, key=lambda b: b[2] * b[3])
-            return x, y, x + w, y + h
+        faces = _detector(kind)(rgb)
+        if faces:
+            return max(faces, key=lambda f: f.box[2] * f.box[3])
     return None
+
+
+def aligned_box_crop(img: np.ndarray, box, margin: float, size: int | None, detector: str = "mtcnn"):
+    """Align the face inside a given box (x0, y0, x1, y1) to the template of ``utils.faces``.
+
+    The detector looks at the box enlarged by half its size; when it finds a face with landmarks the
+    crop is the similarity-aligned face (the framing the demos use), otherwise the plain box crop.
+    Returns ``(crop, aligned)``.
+    """
+    from utils.faces import face_crop
+
+    x0, y0, x1, y1 = box
+    w, h = x1 - x0, y1 - y0
+    H, W = img.shape[:2]
+    ox, oy = int(max(0, x0 - w / 2)), int(max(0, y0 - h / 2))
+    region = img[oy:int(min(H, y1 + h / 2)), ox:int(min(W, x1 + w / 2))]
+    face = detect_largest_face(region, detector) if region.size else None
+    if face is None or face.landmarks is None:
+        return crop_box(img, x0, y0, x1, y1, margin), False
+    face.landmarks = face.landmarks + np.array([ox, oy], np.float32)
+    return face_crop(img, face, size or 128), True
 
 
 def eye_centres_68(points: np.ndarray) -> tuple:
@@ -128,10 +158,10 @@ _DETECTORS = {}
 
 
 def _detector(kind: str):
-    from utils.demo import FaceDetector
+    from utils.faces import make_detector
 
     if kind not in _DETECTORS:
-        _DETECTORS[kind] = FaceDetector(kind)
+        _DETECTORS[kind] = make_detector(kind, min_face=20)
     return _DETECTORS[kind]
 
 

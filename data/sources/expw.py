@@ -10,11 +10,11 @@ from pathlib import Path
 
 import cv2
 
-from data.sources.common import Report, crop_box, find_file, save_crop, write_csv
+from data.sources.common import Report, aligned_box_crop, crop_box, find_file, save_crop, write_csv
 
 
 def convert(root: Path, out: Path, margin: float = 0.1, size: int | None = 128, limit: int | None = None,
-            **_) -> tuple:
+            align: bool = False, detector: str = "mtcnn", **_) -> tuple:
     labels = find_file(root, "label/label.lst")
     origin = next((p for p in (labels.parent.parent / "origin", labels.parent.parent / "image" / "origin",
                                root / "origin") if p.is_dir()), None)
@@ -49,7 +49,12 @@ def convert(root: Path, out: Path, margin: float = 0.1, size: int | None = 128, 
         if img is None:
             report.skip(reason, name)
             continue
-        crop = crop_box(img, left, top, right, bottom, margin)
+        if align:
+            crop, aligned = aligned_box_crop(img, (left, top, right, bottom), margin, size, detector)
+            if not aligned:
+                report.note("not aligned: no landmarks found in the box (box crop used)")
+        else:
+            crop = crop_box(img, left, top, right, bottom, margin)
         if crop is None:
             report.skip("empty face box", f"line {line_no}")
             continue

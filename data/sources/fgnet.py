@@ -11,8 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data.sources.common import (Report, crop_box, detect_largest_face, landmark_crop, read_image, save_crop,
-                                 write_csv)
+from data.sources.common import Report, crop_box, detect_largest_face, landmark_crop, read_image, save_crop, write_csv
 from utils.tasks import years_to_group
 
 NAME = re.compile(r"^(\d{3})A(\d{2})([a-z]?)$", re.IGNORECASE)
@@ -28,7 +27,7 @@ def read_pts(path: Path):
         return None
 
 
-def convert(root: Path, out: Path, margin=0.2, size=None, limit=None, detector="dlib", align=False, **_) -> tuple:
+def convert(root: Path, out: Path, margin=0.2, size=None, limit=None, detector="mtcnn", align=False, **_) -> tuple:
     report, rows = Report("fgnet"), []
     images = sorted(p for p in root.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     points = {p.stem.lower(): p for p in root.rglob("*.pts")}
@@ -46,11 +45,17 @@ def convert(root: Path, out: Path, margin=0.2, size=None, limit=None, detector="
         if pts is not None:
             crop = landmark_crop(img, pts, margin, align)
         else:
-            box = detect_largest_face(img, detector)
-            if box is None:
+            face = detect_largest_face(img, detector)
+            if face is None:
                 report.skip("no landmarks and no face detected", f.name)
                 continue
-            crop = crop_box(img, *box, margin)
+            if align and face.landmarks is not None:
+                from utils.faces import face_crop
+
+                crop = face_crop(img, face, size or 128)
+            else:
+                x, y, w, h = face.box
+                crop = crop_box(img, x, y, x + w, y + h, margin)
         if crop is None:
             report.skip("empty face box", f.name)
             continue

@@ -11,7 +11,6 @@ import math
 from datetime import datetime
 from pathlib import Path
 
-import numpy as np
 import scipy.io
 
 from data.sources.common import Report, read_image, save_crop, write_csv
