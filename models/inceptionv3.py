@@ -17,3 +17,8 @@ def inceptionv3_trunk(x, input_size: int, weights: str = "none"):
     if side != input_size:
         x = keras.layers.Resizing(side, side, name="inception_resize")(x)
     return application_trunk(x, keras.applications.InceptionV3, "InceptionV3", side, weights)
+
+
+def trunk(x, spec):
+    """Registry entry point."""
+    return inceptionv3_trunk(x, spec.input_size, spec.weights)

@@ -11,7 +11,7 @@ import h5py
 import keras
 import numpy as np
 
-from models.vggface import WeightsError
+from models.registry import WeightsError
 
 FILTERS = (16, 32, 64, 128)
 FEATURE_LAYER = "block4_add"
@@ -43,6 +43,11 @@ def mini_xception_trunk(x, weight_decay: float = 0.0, bn_momentum: float = 0.9):
         x = L.MaxPooling2D(3, strides=2, padding="same", name=p + "pool")(x)
         x = L.Add(name=p + "add")([x, residual])
     return x
+
+
+def trunk(x, spec):
+    """Registry entry point: the 4x4x128 (64 px input) ``block4_add`` map; heads are per-task convs."""
+    return mini_xception_trunk(x, spec.weight_decay)
 
 
 def published_name_map(task: str = "emotion") -> dict:

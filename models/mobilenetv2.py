@@ -5,7 +5,7 @@ from pathlib import Path
 
 import keras
 
-from models.vggface import WeightsError
+from models.registry import WeightsError
 
 
 def application_trunk(x, builder, name: str, side: int, weights: str = "none", **kwargs):
@@ -36,3 +36,8 @@ def application_trunk(x, builder, name: str, side: int, weights: str = "none", *
 def mobilenetv2_trunk(x, input_size: int, weights: str = "none", alpha: float = 1.0):
     """MobileNetV2 (no top) on ``x`` (already scaled to [-1, 1]); returns pooled features."""
     return application_trunk(x, keras.applications.MobileNetV2, "MobileNetV2", input_size, weights, alpha=alpha)
+
+
+def trunk(x, spec):
+    """Registry entry point."""
+    return mobilenetv2_trunk(x, spec.input_size, spec.weights)

@@ -12,24 +12,12 @@ from dataclasses import dataclass, field
 
 import keras
 
-from models.inceptionv3 import inceptionv3_trunk
 from models.layers import CrossStitch, FeatureRegularization, Preprocess
-from models.mini_xception import FEATURE_LAYER, load_published_weights, mini_xception_trunk
-from models.mobilenetv2 import mobilenetv2_trunk
+from models.mini_xception import FEATURE_LAYER, load_published_weights
+from models.registry import BACKBONES, WeightsError, canonical_backbone, trunk_function
 from models.ssrnet import FEATURE_LAYER as SSR_FEATURE_LAYER
 from models.ssrnet import ssrnet_heads
-from models.vggface import load_weights_by_name, resolve_weights, vggface_trunk
-
-# backbone -> (default input size, channels, preprocessing mode, head kind)
-BACKBONES = {
-    "vggFace": (224, 3, "vggface", "dense"),
-    "mini_xception": (64, 1, "tanh", "conv"),
-    "mobilenetv2": (96, 3, "tanh", "dense"),
-    "inceptionv3": (96, 3, "tanh", "dense"),
-    "ssrnet": (64, 3, "tanh", "ssr"),
-}
-BACKBONE_ALIASES = {"vggface": "vggFace", "vgg16": "vggFace", "minixception": "mini_xception",
-                    "mobilenet_v2": "mobilenetv2", "inception_v3": "inceptionv3", "ssr_net": "ssrnet"}
+from models.vggface import load_weights_by_name, resolve_weights
 
 
 @dataclass
@@ -47,22 +35,21 @@ class ModelSpec:
     feature_regularization: dict = field(default_factory=dict)  # FeatureRegularization kwargs
 
     def __post_init__(self):
-        self.backbone = BACKBONE_ALIASES.get(self.backbone, self.backbone)
-        if self.backbone not in BACKBONES:
-            raise ValueError(f"unknown model {self.backbone!r}; choose from {', '.join(BACKBONES)}")
+        self.backbone = canonical_backbone(self.backbone)
         if self.input_size is None:
-            self.input_size = BACKBONES[self.backbone][0]
+            self.input_size = BACKBONES[self.backbone].input_size
 
     @property
     def channels(self) -> int:
-        return BACKBONES[self.backbone][1]
+        return BACKBONES[self.backbone].channels
 
 
 def build_net(spec: ModelSpec) -> keras.Model:
     """Build the functional model described by ``spec`` (and load its pretrained trunk weights)."""
-    size, channels, mode, kind = BACKBONES[spec.backbone]
-    inp = keras.Input((spec.input_size, spec.input_size, channels), name="image")
-    x = Preprocess(mode, name="preprocess")(inp)
+    entry = BACKBONES[spec.backbone]
+    kind = entry.head
+    inp = keras.Input((spec.input_size, spec.input_size, entry.channels), name="image")
+    x = Preprocess(entry.preprocess, name="preprocess")(inp)
     reg = keras.regularizers.L2(spec.weight_decay) if spec.weight_decay else None
     L = keras.layers
     tasks = list(spec.tasks)
@@ -73,7 +60,7 @@ def build_net(spec: ModelSpec) -> keras.Model:
         if spec.feature_regularization:
             raise ValueError("the manifold regularisers need task features; use another --model than ssrnet")
     elif kind == "conv":
-        trunk = mini_xception_trunk(x, spec.weight_decay)
+        trunk = trunk_function(spec.backbone)(x, spec)
         pooled = L.GlobalAveragePooling2D(name="trunk_pool")(trunk) if spec.feature_regularization else None
         for t in tasks:
             h = L.Dropout(0.5, name=f"{t}_dropout")(trunk) if spec.dropout else trunk
@@ -81,12 +68,7 @@ def build_net(spec: ModelSpec) -> keras.Model:
             logits.append(L.GlobalAveragePooling2D(name=t)(h))
             feats.append(pooled)
     else:
-        if spec.backbone == "vggFace":
-            x = L.Flatten(name="flatten")(vggface_trunk(x, spec.weight_decay))
-        elif spec.backbone == "inceptionv3":
-            x = inceptionv3_trunk(x, spec.input_size, spec.weights)
-        else:
-            x = mobilenetv2_trunk(x, spec.input_size, spec.weights)
+        x = trunk_function(spec.backbone)(x, spec)
         # One ReLU (the reference applied a second, no-op ReLU).
         x = L.Dense(1024, kernel_regularizer=reg, name="common_fc")(x)
         if spec.bn:
@@ -128,8 +110,6 @@ def _load_pretrained(model: keras.Model, spec: ModelSpec) -> None:
         load_weights_by_name(model, resolve_weights(spec.weights))
     else:
         if spec.weights == "pretrained":
-            from models.vggface import WeightsError
-
             raise WeightsError("mini_xception has no downloadable weights; pass a released "
                                ".hdf5 file with --weights PATH, or use --weights none")
         load_published_weights(model, spec.weights, task=next(iter(spec.tasks)))

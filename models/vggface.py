@@ -13,13 +13,11 @@ import h5py
 import keras
 import numpy as np
 
+from models.registry import WeightsError
+
 WEIGHTS_FILE = "rcmalli_vggface_tf_notop_vgg16.h5"
 WEIGHTS_URL = f"https://github.com/rcmalli/keras-vggface/releases/download/v2.0/{WEIGHTS_FILE}"
 BLOCKS = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
-
-
-class WeightsError(Exception):
-    """Pretrained weights are missing or do not fit the model."""
 
 
 def vggface_trunk(x, weight_decay: float = 0.0):
@@ -31,6 +29,11 @@ def vggface_trunk(x, weight_decay: float = 0.0):
                                     kernel_regularizer=reg, name=f"conv{b}_{c}")(x)
         x = keras.layers.MaxPooling2D(2, strides=2, name=f"pool{b}")(x)
     return x
+
+
+def trunk(x, spec):
+    """Registry entry point: the VGG16 trunk, flattened (the keras-vggface ``flatten`` layer)."""
+    return keras.layers.Flatten(name="flatten")(vggface_trunk(x, spec.weight_decay))
 
 
 def resolve_weights(weights: str) -> str:

@@ -81,9 +81,10 @@ def test_years_datasets_read_age_years_and_groups_on_request(tmp_path):
     import cv2
 
     (tmp_path / "db").mkdir()
-    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((8, 8, 3), np.uint8))
-    pd.DataFrame({"full_path": ["a.png"] * 3, "gender": [0, 1, 0], "age": [4, 2, 7], "age_years": [28, 9.5, 100]}
-                 ).to_csv(tmp_path / "db" / "utkface_cleaned.csv", index=False)
+    for name in "abc":
+        cv2.imwrite(str(tmp_path / f"{name}.png"), np.zeros((8, 8, 3), np.uint8))
+    pd.DataFrame({"full_path": ["a.png", "b.png", "c.png"], "gender": [0, 1, 0], "age": [4, 2, 7],
+                  "age_years": [28, 9.5, 100]}).to_csv(tmp_path / "db" / "utkface_cleaned.csv", index=False)
     t = load_table("utkface", tmp_path)
     assert t.info.vocab["age"] == AGE_YEARS and t.labels["age"].tolist() == [28, 10, 100]
     g = load_table("utkface", tmp_path, age_kind="groups")
@@ -111,6 +112,8 @@ def test_demo_prints_age_in_years_for_year_models(tmp_path):
     js = tmp_path / "f.json"
     assert final_image_demo.main(["--weights", str(path), "--detector", "haar", "--json", str(js),
                                   "--output", str(tmp_path / "o.jpg")]) == 0
-    face = json.loads(js.read_text())["faces"][0]
-    assert face["age"]["label"].endswith(" years") and 0 <= face["age"]["years"] <= 100
+    (face,) = [json.loads(line) for line in js.read_text().splitlines()]
+    probs = np.array(list(face["age"]["probs"].values()))
+    assert face["age"]["label"] == f"{face['age']['years']:.0f} years"
+    assert face["age"]["years"] == pytest.approx((probs * np.arange(101)).sum(), abs=0.05)  # expected value
     assert face["gender"]["label"] in ("female", "male")

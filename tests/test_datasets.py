@@ -6,13 +6,13 @@ import pytest
 from utils.datasets import DataError, load_table, split_indices
 
 
-def write(tmp_path, rows, name="mini_cleaned.csv", images=3):
+def write(tmp_path, rows, name="mini_cleaned.csv", images=None):
     import cv2
 
     (tmp_path / "db").mkdir(exist_ok=True)
     (tmp_path / "img").mkdir(exist_ok=True)
-    for i in range(images):
-        cv2.imwrite(str(tmp_path / "img" / f"{i}.png"), np.full((8, 8, 3), i * 40, np.uint8))
+    for i in range(images or max(3, len(rows))):  # one image per row: repeated paths are deduplicated
+        cv2.imwrite(str(tmp_path / "img" / f"{i}.png"), np.full((8, 8, 3), (i * 40) % 256, np.uint8))
     csv = tmp_path / "db" / name
     pd.DataFrame(rows).to_csv(csv, index=False)
     return csv
@@ -84,7 +84,7 @@ def test_empty_label_cells_are_missing_not_errors(tmp_path):
 
 
 def test_official_split_column_is_used(tmp_path):
-    r = [{"full_path": f"img/{i % 3}.png", "emotion": 0, "split": s}
+    r = [{"full_path": f"img/{i}.png", "emotion": 0, "split": s}
          for i, s in enumerate(["Training"] * 6 + ["PublicTest"] * 2 + ["PrivateTest"] * 2)]
     parts = split_indices(load_table(str(write(tmp_path, r))))
     assert parts["train"].tolist() == list(range(6))
@@ -92,7 +92,7 @@ def test_official_split_column_is_used(tmp_path):
 
 
 def test_kfold_split_is_seeded_disjoint_and_complete(tmp_path):
-    r = [{"full_path": f"img/{i % 3}.png", "emotion": i % 7} for i in range(50)]
+    r = [{"full_path": f"img/{i}.png", "emotion": i % 7} for i in range(50)]
     t = load_table(str(write(tmp_path, r)))
     a, b = split_indices(t, seed=4), split_indices(t, seed=4)
     assert all(np.array_equal(a[k], b[k]) for k in a)
@@ -102,7 +102,7 @@ def test_kfold_split_is_seeded_disjoint_and_complete(tmp_path):
 
 
 def test_subject_column_gives_subject_disjoint_splits(tmp_path):
-    r = [{"full_path": f"img/{i % 3}.png", "age": i % 8, "subject": f"s{i // 4}"} for i in range(80)]
+    r = [{"full_path": f"img/{i}.png", "age": i % 8, "subject": f"s{i // 4}"} for i in range(80)]
     t = load_table(str(write(tmp_path, r)))
     parts = split_indices(t, val_fraction=0.0)
     assert not set(t.groups[parts["train"]]) & set(t.groups[parts["test"]])
@@ -111,7 +111,7 @@ def test_subject_column_gives_subject_disjoint_splits(tmp_path):
 def test_release_without_test_part_tests_on_its_official_validation_rows(tmp_path):
     # FER2013 without PrivateTest, SFEW: the official validation rows become the test part and a
     # validation part is carved from train, so no row that picks checkpoints is reported as test
-    r = [{"full_path": f"img/{i % 3}.png", "emotion": 0, "split": s}
+    r = [{"full_path": f"img/{i}.png", "emotion": 0, "split": s}
          for i, s in enumerate(["Training"] * 20 + ["PublicTest"] * 5)]
     parts = split_indices(load_table(str(write(tmp_path, r))), val_fraction=0.1)
     assert parts["test"].tolist() == [20, 21, 22, 23, 24]
@@ -121,7 +121,7 @@ def test_release_without_test_part_tests_on_its_official_validation_rows(tmp_pat
 
 
 def test_train_only_split_column_gets_a_seeded_test_part(tmp_path):
-    r = [{"full_path": f"img/{i % 3}.png", "emotion": 0, "split": "train"} for i in range(50)]
+    r = [{"full_path": f"img/{i}.png", "emotion": 0, "split": "train"} for i in range(50)]
     parts = split_indices(load_table(str(write(tmp_path, r))), n_splits=5, seed=2)
     assert len(parts["test"]) == 10 and len(parts["valid"]) == 4 and len(parts["train"]) == 36
     assert len(set(parts["test"]) | set(parts["valid"]) | set(parts["train"])) == 50

@@ -34,12 +34,12 @@ def test_stl_run_writes_a_complete_run_folder(toy_root, tmp_path):
     for name in ("config.json", "metrics.csv", "best.keras", "last.keras", "test_metrics.json"):
         assert (run / name).is_file(), name
     assert os.listdir(run / "tensorboard")
-    for stem in ("epoch_000_emotion", "epoch_001_emotion", "test_emotion"):
+    for stem in ("epoch_001_emotion", "epoch_002_emotion", "test_emotion"):
         assert (run / "confusion" / f"{stem}.txt").is_file() and (run / "confusion" / f"{stem}.png").is_file()
     config = json.loads((run / "config.json").read_text())
     assert config["classes"] == {"emotion": 7} and config["datasets"] == [["toy_emotion", ["emotion"]]]
     metrics = rows(run)
-    assert [r["epoch"] for r in metrics] == ["0", "1"]
+    assert [r["epoch"] for r in metrics] == ["1", "2"]  # the console's numbering
     assert all(np.isfinite(float(r["train_loss"])) for r in metrics)
     test = json.loads((run / "test_metrics.json").read_text())["test"]["emotion"]
     assert 0.0 <= test["acc"] <= 1.0 and test["n"] == 24
@@ -55,8 +55,8 @@ def test_joint_pseudo_labels_log_selection_and_oracle_accuracy(toy_root, tmp_pat
     assert main("CONFUSION_EP_multitask", argv) == 0
     run = only_run(tmp_path, "CONFUSION_EP_multitask")
     assert sorted(p.name for p in (run / "pseudo").iterdir()) == [
-        "epoch_001_emotion_tsne.png", "epoch_001_emotion_weights.png", "epoch_001_pose_tsne.png",
-        "epoch_001_pose_weights.png"]
+        "epoch_002_emotion_tsne.png", "epoch_002_emotion_weights.png", "epoch_002_pose_tsne.png",
+        "epoch_002_pose_weights.png"]
     metrics = rows(run)
     assert metrics[0]["phase"] == "joint" and not metrics[0].get("pseudo_pose_selected_share")  # warm-up
     share = float(metrics[1]["pseudo_pose_selected_share"])

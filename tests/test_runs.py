@@ -41,12 +41,12 @@ def test_killed_run_resumes_from_its_last_finished_epoch(toy_root, tmp_path):
     state = json.loads((run / "state.json").read_text())
     assert 1 <= state["epoch"] < 3, "the run should have been killed mid-way"
     done = state["epoch"]
-    assert epochs(run)[:done + 1] == list(range(done + 1))
+    assert epochs(run)[:done + 1] == list(range(1, done + 2))
     resumed = subprocess.run([sys.executable, str(ROOT / "STL_general_train.py"), f"--resume={run}"], env=ENV,
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"resumed after epoch {done + 1}" in resumed.stdout
-    assert epochs(run) == [0, 1, 2, 3]
+    assert epochs(run) == [1, 2, 3, 4]
     assert (run / "test_metrics.json").exists()
     assert len(list(run.glob("checkpoint-*.keras"))) == 1
 
@@ -81,7 +81,9 @@ def test_non_finite_loss_names_epoch_and_task(tmp_path):
 def test_exploding_run_stops_with_a_clear_error(toy_root, tmp_path, capsys):
     code = main("STL_general_train", ["--dataset=toy_emotion", "--task_type=0", "--epoch=3", "--lr=1e30",
                                       "--batch_size=32", f"--data_dir={toy_root}", f"--output_dir={tmp_path}"])
-    assert code == 1 and "non-finite" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 1 and "non-finite" in err
+    assert "no epoch had finished, so no weights were saved" in err  # and no claim of a last.keras
 
 
 def test_mirrored_strategy_on_the_cpu(toy_root, tmp_path):
@@ -110,7 +112,7 @@ def test_multiworker_strategy_with_two_local_workers(toy_root, tmp_path):
     assert all(p.returncode == 0 for p in procs), outs[0][-1500:] + outs[1][-1500:]
     chief = tmp_path / "ALTERNATIVE_EP" / "mw"
     other = chief / "worker-worker-1"
-    assert epochs(chief) == [0, 1] and epochs(other) == [0, 1]
+    assert epochs(chief) == [1, 2] and epochs(other) == [1, 2]
     read = lambda run: json.loads((run / "test_metrics.json").read_text())["test"]  # noqa: E731
     for task in ("emotion", "pose"):  # both workers hold the same weights
         assert read(chief)[task]["acc"] == pytest.approx(read(other)[task]["acc"])

@@ -13,6 +13,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from models.registry import BACKBONES
+
 DATASET_SLOTS = {  # flag -> tasks the dataset given to it labels
     "dataset_emotion": ("emotion",),
     "dataset_pose": ("pose",),
@@ -92,6 +94,7 @@ def _bool(parser, name, default=False, help=""):
 def build_parser(script: str) -> argparse.ArgumentParser:
     spec = SCRIPTS[script]
     p = argparse.ArgumentParser(prog=f"{script}.py", description=spec.help,
+                                usage="%(prog)s [--flag=value ...] (--help lists the flags)",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     g = p.add_argument_group("data")
     if spec.mode == "stl":
@@ -120,11 +123,13 @@ def build_parser(script: str) -> argparse.ArgumentParser:
     g.add_argument("--age_loss", default="auto", choices=("auto", "ce", "l1"),
                    help="years: cross-entropy (DEX) or L1 on the expected age; auto = l1 for ssrnet")
     g.add_argument("--image_check", default="header", choices=("none", "exists", "header", "decode"),
-                   help="how thoroughly to check every image before training")
+                   help="how thoroughly to check every image before training (decode: with TensorFlow's "
+                        "decoder, as training reads them; cached runs decode every image before epoch 1 anyway)")
+    _bool(g, "skip_bad_images", help="drop rows whose image TensorFlow cannot decode (counted) instead of stopping")
 
     g = p.add_argument_group("model and training")
     g.add_argument("--model", default=spec.defaults.get("model", "mini_xception"),
-                   choices=("vggFace", "mini_xception", "mobilenetv2", "inceptionv3", "ssrnet"))
+                   choices=tuple(BACKBONES), help="backbone (models/registry.py)")
     g.add_argument("--weights", default=None,
                    help="none | pretrained | path: trunk weights (default: pretrained for vggFace, else none)")
     g.add_argument("--vggface_weights", default=None, help="path of rcmalli_vggface_tf_notop_vgg16.h5")
@@ -223,6 +228,74 @@ def normalise_argv(argv: list, parser: argparse.ArgumentParser) -> list:
     return out
 
 
+RESUMABLE = {"epoch", "patience", "early_stopping_patience", "data_dir", "cache_mb", "image_check",
+             "skip_bad_images"}  # flags a resumed run may change (recorded in its config.json)
+
+
+def given_flags(tokens: list, parser: argparse.ArgumentParser) -> set:
+    """Destinations of the flags written on the command line (not defaulted)."""
+    by_option = {opt: act.dest for act in parser._actions for opt in act.option_strings}
+    return {by_option[t.split("=", 1)[0]] for t in tokens if t.split("=", 1)[0] in by_option}
+
+
+def unknown_flag_message(token: str, parser: argparse.ArgumentParser) -> str:
+    import difflib
+
+    flag = token.split("=", 1)[0]
+    options = [o for act in parser._actions for o in act.option_strings if o.startswith("--")]
+    close = difflib.get_close_matches(flag, options, n=1, cutoff=0.6)
+    return f"unrecognised argument {flag}" + (f"; did you mean {close[0]}?" if close else "; see --help")
+
+
+def single_task_of(dataset: str, data_dir: str | None):
+    """The one task a dataset labels (registry, or the columns of its CSV), else None."""
+    from utils.datasets import csv_path_for
+    from utils.tasks import DATASETS, TASKS, canonical_name
+
+    name = canonical_name(dataset)
+    if name in DATASETS:
+        tasks = DATASETS[name].tasks
+    else:
+        csv = csv_path_for(dataset, data_dir)
+        if not csv.is_file():
+            return None
+        import pandas as pd
+
+        tasks = [t for t in TASKS if t in pd.read_csv(csv, nrows=0).columns]
+    return tasks[0] if len(tasks) == 1 else None
+
+
+def check_method_flags(a, given: set, spec: ScriptSpec, parser: argparse.ArgumentParser) -> None:
+    """Stop on flags that contradict each other or cannot act in this configuration (one line).
+
+    Values that are merely unused (the seed lines' ``--cluster_k=0`` without the distribution weight)
+    pass; a flag that would be silently dropped or replaced does not.
+    """
+    from models.registry import head_kind
+
+    problems = []
+    conv = head_kind(a.model) != "dense"
+    if a.is_bn and conv:
+        problems.append(f"--is_bn=True: {a.model} has no dense layers to normalise (its trunk has BatchNorm)")
+    if "cross_stitch" in given and a.cross_stitch and conv:
+        problems.append(f"--cross_stitch=True: {a.model} has no task branches to stitch")
+    if spec.mode != "stl":
+        modes = [f for f in ("is_naive", "is_distilled", "is_pesudo") if getattr(a, f)]
+        if len(modes) > 1:
+            problems.append(f"{' and '.join('--' + m + '=True' for m in modes)} contradict each other; "
+                            f"choose one missing-task strategy")
+        for flag in ("is_MRF", "is_LTN"):
+            if getattr(a, flag) and not a.is_pesudo:
+                problems.append(f"--{flag}=True refines pseudo labels and needs --is_pesudo=True")
+        if a.is_pesudo_distribution and a.cluster_k < 1:
+            problems.append(f"--cluster_k={a.cluster_k}: the distribution weight needs at least 1 GMM component")
+        uses_t = a.is_distilled or a.is_interpolation or a.distill_unselected or (a.is_pesudo and not a.is_naive)
+        if uses_t and a.distill_t <= 0:
+            problems.append(f"--distill_t={a.distill_t:g}: the distillation temperature must be positive")
+    if problems:
+        parser.error("; ".join(problems))
+
+
 def parse_config(script: str, argv: list | None = None):
     """Parse a script's command line into a ``RunConfig``."""
     return parse_command(script, argv)[0]
@@ -236,9 +309,27 @@ def parse_command(script: str, argv: list | None = None):
 
     spec = SCRIPTS[script]
     parser = build_parser(script)
-    a = parser.parse_args(normalise_argv(list(sys.argv[1:] if argv is None else argv), parser))
+    tokens = normalise_argv(list(sys.argv[1:] if argv is None else argv), parser)
+    a, unknown = parser.parse_known_args(tokens)
+    if unknown:
+        parser.error(unknown_flag_message(unknown[0], parser))
+    given = given_flags(tokens, parser)
+    if a.resume:
+        extra = sorted(given - RESUMABLE - {"resume"})
+        if extra:
+            parser.error(f"--resume continues a run with its own configuration; it takes only "
+                         f"{', '.join('--' + f for f in sorted(RESUMABLE))}; not: "
+                         f"{', '.join('--' + f for f in extra)}")
+    check_method_flags(a, given, spec, parser)
     if spec.mode == "stl":
-        datasets = [[canonical_name(a.dataset), [a.task or TASK_TYPE_CODES[a.task_type]]]]
+        task = a.task or TASK_TYPE_CODES[a.task_type]
+        if not ({"task", "task_type"} & given):
+            only = single_task_of(a.dataset, a.data_dir)
+            if only and only != task:
+                print(f"note: no --task_type given and {a.dataset} labels only {only}: training {only}",
+                      file=sys.stderr)
+                task = only
+        datasets = [[canonical_name(a.dataset), [task]]]
         loss_weights, pseudo, regularization, warmup, plot_pseudo = {}, PseudoConfig(seed=a.seed), {}, 0, False
     else:
         datasets = [[canonical_name(getattr(a, slot)), list(DATASET_SLOTS[slot])]
@@ -249,7 +340,7 @@ def parse_command(script: str, argv: list | None = None):
             is_interpolation=a.is_interpolation, interpolation_weights=a.interpolation_weights,
             selection_threshold=a.selection_threshold, is_pesudo_confidence=a.is_pesudo_confidence,
             is_pesudo_density=a.is_pesudo_density, is_pesudo_distribution=a.is_pesudo_distribution,
-            cluster_k=max(1, a.cluster_k), distill_t=a.distill_t if a.distill_t > 0 else 1.0,
+            cluster_k=max(1, a.cluster_k), distill_t=a.distill_t if a.distill_t > 0 else 1.0,  # inert here
             density_t=a.density_t, distill_unselected=a.distill_unselected, is_MRF=a.is_MRF, is_LTN=a.is_LTN,
             parity_softmax=a.parity, seed=a.seed)
         if not 0.0 <= a.selection_threshold <= 1.0:
@@ -276,6 +367,7 @@ def parse_command(script: str, argv: list | None = None):
         monitor=a.monitor, n_splits=a.n_splits, fold=a.fold, val_fraction=a.val_fraction, seed=a.seed,
         data_dir=a.data_dir, output_dir=a.output_dir, run_name=a.run_name, weights=weights,
         input_size=a.input_size, limit=a.limit, cache_mb=a.cache_mb, image_check=a.image_check,
+        skip_bad_images=a.skip_bad_images,
         distribute=a.distribute, mixed_precision=a.mixed_precision, jit=a.jit, age_kind=a.age_kind,
         age_sigma=a.age_sigma, age_loss=a.age_loss, plot_pseudo=plot_pseudo), a.resume
 
@@ -293,20 +385,46 @@ def ensure_toy_data(cfg) -> None:
 
 
 def main(script: str, argv: list | None = None) -> int:
-    """Entry point of the training scripts: parse, train, and turn data problems into one-line errors."""
+    """Entry point of the training scripts: parse (before TensorFlow is imported, so that --help and
+    usage errors are instant), train, and turn data and disk problems into one-line errors."""
+    cfg, resume = parse_command(script, argv)
     from models import WeightsError
     from utils.datasets import DataError
     from utils.engine import config_from_run, train
+    from utils.run_dir import RunFolderError
 
-    cfg, resume = parse_command(script, argv)
     try:
         if resume:
             if not (Path(resume) / "config.json").is_file():
                 raise DataError(f"--resume {resume}: not a run folder (no config.json)")
-            cfg = config_from_run(resume)
+            cfg = resumed_config(config_from_run(resume), cfg, given_flags(
+                normalise_argv(list(sys.argv[1:] if argv is None else argv), build_parser(script)),
+                build_parser(script)), Path(resume))
         ensure_toy_data(cfg)
         train(cfg, resume=bool(resume))
-    except (DataError, WeightsError, FloatingPointError) as exc:
+    except (DataError, WeightsError, FloatingPointError, RunFolderError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # disk, permissions: one line naming the file
+        print(f"error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     return 0
+
+
+def resumed_config(saved, new, given: set, run: Path):
+    """The saved configuration with the resumable flags written on the command line applied and
+    recorded in the run's config.json (``resumed_with``)."""
+    import dataclasses
+    import json
+
+    from utils.run_dir import atomic_write_text
+
+    changes = {f: getattr(new, f) for f in sorted(given & RESUMABLE) if getattr(new, f) != getattr(saved, f)}
+    if not changes:
+        return saved
+    print("note: resuming with " + ", ".join(f"--{k}={v}" for k, v in changes.items()), file=sys.stderr)
+    data = json.loads((run / "config.json").read_text())
+    data.update(changes)
+    data.setdefault("resumed_with", []).append(changes)
+    atomic_write_text(run / "config.json", json.dumps(data, indent=2) + "\n")
+    return dataclasses.replace(saved, **changes)

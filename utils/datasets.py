@@ -9,6 +9,7 @@ the row and the column.
 """
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,10 +17,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from utils.tasks import TASKS, DatasetInfo, canonical_name, dataset_info
+from utils.tasks import DATASETS, TASKS, DatasetInfo, canonical_name, dataset_info
 
 SPLIT_ALIASES = {"train": "train", "training": "train", "valid": "valid", "val": "valid",
                  "validation": "valid", "publictest": "valid", "test": "test", "privatetest": "test"}
+log = logging.getLogger(__name__)
 IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"BM", b"GIF8", b"RIFF")
 
 
@@ -77,6 +79,8 @@ def _image_root(csv_path: Path) -> Path:
 def _int_labels(frame: pd.DataFrame, column: str, n_classes: int, csv: Path) -> np.ndarray:
     """Integer labels of one column; empty cells are missing (-1), anything else must be in range."""
     raw = frame[column]
+    if raw.isna().all():
+        raise DataError(f"{csv}: column '{column}' has no labels (every cell is empty)")
     numeric = pd.to_numeric(raw, errors="coerce")
     if column == "age_years":  # ages in years may be fractional (Adience ranges): nearest year
         numeric = numeric.round()
@@ -84,13 +88,13 @@ def _int_labels(frame: pd.DataFrame, column: str, n_classes: int, csv: Path) -> 
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
         raise DataError(f"{csv}: row {i} (line {i + 2}): column '{column}' has non-integer value "
-                        f"{raw.iloc[i]!r}")
+                        f"'{raw.iloc[i]}'")
     values = numeric.fillna(-1).astype(np.int64).to_numpy()
-    out = (values != -1) & ((values < 0) | (values >= n_classes))
+    out = raw.notna().to_numpy() & ((values < 0) | (values >= n_classes))
     if out.any():
         i = int(np.flatnonzero(out)[0])
         raise DataError(f"{csv}: row {i} (line {i + 2}): column '{column}' value {values[i]} is out "
-                        f"of range 0..{n_classes - 1}")
+                        f"of range 0..{n_classes - 1} (leave the cell empty for a missing label)")
     return values
 
 
@@ -108,11 +112,28 @@ def check_images(paths: np.ndarray, csv: Path, mode: str = "header") -> None:
                 raise DataError(f"{csv}: row {i} (line {i + 2}): column 'full_path': not a readable "
                                 f"image (unknown format or empty file): {p}")
         if mode == "decode":
-            import cv2
-
-            if cv2.imread(str(p), cv2.IMREAD_UNCHANGED) is None:
+            bad = undecodable([p])
+            if bad:
                 raise DataError(f"{csv}: row {i} (line {i + 2}): column 'full_path': image cannot "
-                                f"be decoded: {p}")
+                                f"be decoded ({bad[0][1]}): {p}")
+
+
+def undecodable(paths) -> list:
+    """``[(path, reason)]`` of the images TensorFlow's decoder (the one training uses) rejects.
+
+    OpenCV and PIL accept truncated JPEGs that ``tf.io.decode_image`` refuses mid-epoch, so this is
+    the check that matters; it is run on demand (``--image_check decode``) and whenever a batched
+    decode fails, to name the file.
+    """
+    import tensorflow as tf
+
+    bad = []
+    for p in paths:
+        try:
+            tf.io.decode_image(tf.io.read_file(str(p)), channels=3, expand_animations=False)
+        except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as exc:
+            bad.append((str(p), exc.message.strip().splitlines()[0][:120]))
+    return bad
 
 
 def load_table(name: str, data_dir=None, tasks=None, image_check: str = "header", age_kind: str = "auto") -> Table:
@@ -124,13 +145,19 @@ def load_table(name: str, data_dir=None, tasks=None, image_check: str = "header"
     csv = csv_path_for(name, data_dir)
     if not csv.is_file():
         ds = canonical_name(Path(name).stem.replace("_cleaned", ""))
-        raise DataError(f"dataset '{ds}': {csv} not found; create it with "
-                        f"`python data/prep_data.py --dataset {ds} --root RAW_DIR`"
-                        + (" (toy datasets need no RAW_DIR)" if ds.startswith("toy") else ""))
+        if ds.startswith("toy"):
+            hint = f"create it with `python data/prep_data.py --dataset {ds}`"
+        elif ds in DATASETS:
+            hint = f"create it with `python data/prep_data.py --dataset {ds} --root RAW_DIR`"
+        else:
+            hint = (f"'{ds}' is not a known dataset (known: {', '.join(DATASETS)}); pass one of those "
+                    f"or the path of a cleaned .csv")
+        raise DataError(f"dataset '{ds}': {csv} not found; {hint}")
     try:
         frame = pd.read_csv(csv)
     except Exception as exc:  # pandas raises many types for malformed files
-        raise DataError(f"{csv}: cannot be parsed as CSV ({exc})") from None
+        detail = " ".join(str(exc).split())
+        raise DataError(f"{csv}: cannot be parsed as CSV ({detail})") from None
     if "full_path" not in frame.columns:
         raise DataError(f"{csv}: missing column 'full_path' (columns: {', '.join(frame.columns)})")
     info = dataset_info(csv.stem.replace("_cleaned", ""), frame.columns, age_kind)
@@ -141,6 +168,13 @@ def load_table(name: str, data_dir=None, tasks=None, image_check: str = "header"
                             f"{', '.join(info.tasks) or 'nothing'})")
     if len(frame) == 0:
         raise DataError(f"{csv}: has no rows")
+    dup = frame["full_path"].astype(str).duplicated()
+    if dup.any():  # a face listed twice could land in train and test: keep its first row
+        first = int(np.flatnonzero(dup.to_numpy())[0])
+        log.warning("%s: %d rows repeat an image path (first: row %d, %s); kept the first of each",
+                    csv, int(dup.sum()), first, frame["full_path"].iloc[first])
+        print(f"note: {csv.name}: removed {int(dup.sum())} rows whose image path repeats an earlier row")
+        frame = frame[~dup.to_numpy()].reset_index(drop=True)
     vocab = {t: info.vocab.get(t) or dataset_info("", [t]).vocab[t] for t in wanted}
     labels = {t: _int_labels(frame, info.column(t), len(vocab[t]), csv) for t in wanted}
     oracle = {t: _int_labels(frame, f"oracle_{t}", len(dataset_info("", [t]).vocab[t]), csv)

@@ -91,12 +91,10 @@ def newest_run(runs_dir: Path) -> Path | None:
 
 
 def _load_keras(path: str):
-    import keras
-
-    import models  # noqa: F401  (registers the custom layers)
+    from models import load_model
 
     try:
-        return keras.models.load_model(path, compile=False)
+        return load_model(path)
     except Exception as exc:  # zip, h5 and deserialisation errors come in many types
         raise DemoError(f"{path}: not a loadable Keras model ({type(exc).__name__}: "
                         f"{str(exc).splitlines()[0][:160] if str(exc) else 'no details'})") from None

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,6 +78,7 @@ class RunConfig:
     input_size: int | None = None
     limit: int | None = None
     image_check: str = "header"
+    skip_bad_images: bool = False
     verbose: int = 2
 
     @property
@@ -139,6 +141,14 @@ def load_splits(cfg: RunConfig) -> list:
         table = load_table(name, cfg.data_dir, tasks, cfg.image_check, cfg.age_kind)
         if cfg.limit:
             table = table.subset(np.random.default_rng(cfg.seed).permutation(len(table))[:cfg.limit])
+        if cfg.skip_bad_images:
+            from utils.datasets import undecodable
+
+            bad = {p for p, _ in undecodable(table.paths)}
+            if bad:
+                print(f"note: {name}: dropped {len(bad)} rows whose image TensorFlow cannot decode "
+                      f"(e.g. {sorted(bad)[0]})")
+                table = table.subset(np.flatnonzero([p not in bad for p in table.paths]))
         parts = split_indices(table, cfg.n_splits, cfg.fold, cfg.seed, cfg.val_fraction)
         splits.append(Split(*(table.subset(parts[s]) for s in ("train", "valid", "test")),
                             parts.get("protocol", "")))
@@ -171,7 +181,7 @@ class Trainer:
         import keras
 
         from models import ModelSpec, build_net
-        from utils.run_dir import RunDir
+        from utils.run_dir import RunDir, claim_run_folder
 
         cfg = self.cfg
         keras.utils.set_random_seed(cfg.seed)
@@ -201,7 +211,11 @@ class Trainer:
         if not cfg.run_name:
             ds = "-".join(n for n, _ in cfg.datasets)
             cfg.run_name = f"{ds}-{self.spec.backbone}-{cfg.method_tag()}-{stamp}"
-        self.run = RunDir(run_folder(cfg, self.strategy))
+        folder = run_folder(cfg, self.strategy)
+        if not resume and not self.multiworker:  # never reuse a run folder (workers share theirs by design)
+            folder = claim_run_folder(folder)
+            cfg.run_name = folder.name
+        self.run = RunDir(folder)
         if not resume:
             self.write_config(stamp)
         monitor_mode = "min" if self.cfg.monitor == "val_loss" else "max"
@@ -347,7 +361,7 @@ class Trainer:
             if self.cfg.plot_pseudo:
                 from utils.pseudo_plots import plot_pseudo_labels
 
-                plot_pseudo_labels(self.run.path / "pseudo", epoch, task, result, feat_u, oracle, self.cfg.seed)
+                plot_pseudo_labels(self.run.path / "pseudo", epoch + 1, task, result, feat_u, oracle, self.cfg.seed)
             start = 0
             for i in members:
                 n = len(unlabelled[i])
@@ -434,12 +448,15 @@ class Trainer:
     # ----------------------------------------------------------------------------------------- loop
     def fit(self, resume: bool = False) -> dict:
         import keras
+        import tensorflow as tf
 
-        from utils.pipelines import make_dataset
+        from utils.pipelines import make_dataset, raise_undecodable
 
         cfg = self.cfg
         self.setup(resume)
-        print(f"run folder: {self.run.path}")
+        gpus = tf.config.list_physical_devices("GPU")
+        print(f"device: {f'{len(gpus)} GPU(s)' if gpus else 'CPU (no GPU visible to TensorFlow)'}")
+        print(f"run folder: {self.run.path.resolve()}")
         print(f"tasks: {self.classes}  datasets: "
               + ", ".join(f"{sp.train.name} (train {len(sp.train)}, valid {len(sp.valid)}, test "
                           f"{len(sp.test)})" for sp in self.splits))
@@ -458,8 +475,14 @@ class Trainer:
                 ds = make_dataset(paths, targets, cfg.batch_size, self.spec.input_size, self.spec.channels,
                                   shuffle=True, seed=cfg.seed, augment=cfg.is_augmentation, repeat_epoch=epoch,
                                   cache=self.cache, flip_perms=self.flip_perms)
-                hist = self.model.fit(ds, epochs=epoch + 1, initial_epoch=epoch, shuffle=False, verbose=0,
-                                      callbacks=[keras.callbacks.TerminateOnNaN()]).history
+                try:
+                    hist = self.model.fit(ds, epochs=epoch + 1, initial_epoch=epoch, shuffle=False,
+                                          verbose=1 if sys.stdout.isatty() else 0,
+                                          callbacks=[keras.callbacks.TerminateOnNaN()]).history
+                except tf.errors.InvalidArgumentError:
+                    if self.cache is not None:
+                        raise
+                    raise_undecodable(paths)
             check_finite(hist, epoch, phase, self.run.path)
             if cfg.bn_recalibration and cfg.mode == "alternating" and phase != "joint":
                 self.recalibrate_batchnorm(epoch)
@@ -467,15 +490,16 @@ class Trainer:
             value = self.monitored(val)
             check_finite({"validation loss": [value]}, epoch, phase, self.run.path)
             is_best, new_lr, stop = self.plateau.step(value, self.lr)
-            row = {"epoch": epoch, "phase": phase, "lr": self.lr, "frozen": int(bool(self.frozen)),
+            row = {"epoch": epoch + 1, "phase": phase, "lr": self.lr, "frozen": int(bool(self.frozen)),
                    "seconds": 0.0, **{f"train_{k}": float(v[-1]) for k, v in hist.items()}, **stats,
                    cfg.monitor: value}
             for t, m in val.items():
                 row[f"val_{t}_acc"], row[f"val_{t}_loss"] = m["acc"], m["loss"]
                 if "mae" in m:
                     row[f"val_{t}_mae"], row[f"val_{t}_cs5"] = m["mae"], m["cs5"]
-                self.run.write_confusion(f"epoch_{epoch:03d}_{t}", m["confusion"],
-                                         m.get("confusion_names", self.class_names[t]), f"epoch {epoch} {t} (valid)")
+                self.run.write_confusion(f"epoch_{epoch + 1:03d}_{t}", m["confusion"],
+                                         m.get("confusion_names", self.class_names[t]),
+                                         f"epoch {epoch + 1} {t} (valid)")
             row["seconds"] = round(time.time() - t0, 2)
             print(f"epoch {epoch + 1}/{cfg.epoch} [{phase}] "
                   + " ".join(f"val_{t}_acc={m['acc']:.4f}" + (f" val_{t}_mae={m['mae']:.2f}" if "mae" in m else "")
@@ -567,7 +591,7 @@ class Trainer:
         ``state.json`` (atomic rename) pointing at them. A crash before the rename leaves the
         previous state intact; older checkpoints are removed only afterwards.
         """
-        from utils.run_dir import atomic_link, atomic_save_model
+        from utils.run_dir import atomic_link, atomic_save_model, atomic_save_npz
 
         path = self.run.path
         ckpt, opt = f"checkpoint-{epoch:03d}.keras", f"optimizer-{epoch:03d}.npz"
@@ -575,9 +599,7 @@ class Trainer:
         atomic_link(path / ckpt, path / "last.keras")
         if is_best:
             atomic_link(path / ckpt, path / "best.keras")
-        tmp = path / (opt + ".tmp.npz")
-        np.savez(tmp, *[np.asarray(v) for v in self.model.optimizer.variables])
-        tmp.replace(path / opt)
+        atomic_save_npz(path / opt, [np.asarray(v) for v in self.model.optimizer.variables])
         self.run.append_metrics(row)
         self.run.write_json("state.json", {
             "epoch": epoch, "checkpoint": ckpt, "optimizer": opt, "lr": self.lr, "frozen": bool(self.frozen),
@@ -588,7 +610,7 @@ class Trainer:
 
     def restore(self) -> int:
         """Load the state of the last finished epoch; returns the epoch to continue with."""
-        import keras
+        from models import load_model
 
         state_path = self.run.path / "state.json"
         if not state_path.exists():
@@ -596,7 +618,7 @@ class Trainer:
         state = json.loads(state_path.read_text())
         self.frozen = None
         self.set_frozen(state["frozen"])
-        saved = keras.models.load_model(self.run.path / state["checkpoint"], compile=False)
+        saved = load_model(self.run.path / state["checkpoint"])
         self.model.set_weights(saved.get_weights())
         self.model.optimizer.build(self.model.trainable_variables)
         with np.load(self.run.path / state["optimizer"]) as opt:
@@ -606,16 +628,16 @@ class Trainer:
         self.lr = state["lr"]
         self.model.optimizer.learning_rate.assign(self.lr)
         self.plateau.__dict__.update(state["plateau"])
-        self.run.truncate_metrics(state["epoch"])
+        self.run.truncate_metrics(state["epoch"] + 1)
         print(f"resumed after epoch {state['epoch'] + 1} (learning rate {self.lr:.2e})")
         return cfg_epoch_after(state)
 
     def finish(self) -> dict:
-        import keras
+        from models import load_model
 
         best = self.run.path / "best.keras"
         if best.exists():
-            self.model.set_weights(keras.models.load_model(best, compile=False).get_weights())
+            self.model.set_weights(load_model(best).get_weights())
         test = self.evaluate("test")
         for t, m in test.items():
             self.run.write_confusion(f"test_{t}", m["confusion"], m.get("confusion_names", self.class_names[t]),
@@ -675,8 +697,10 @@ def check_finite(history: dict, epoch: int, phase: str, run_path: Path) -> None:
     if bad:
         tasks = sorted(k.removesuffix("_prediction_loss") for k in bad if k.endswith("_prediction_loss"))
         what = f"{', '.join(tasks)} loss" if tasks else ", ".join(bad)
-        raise FloatingPointError(f"epoch {epoch + 1} ({phase}): non-finite {what}; stopped. "
-                                 f"The last good weights are in {run_path / 'last.keras'}")
+        last = run_path / "last.keras"
+        where = (f"the last good weights are in {last}" if last.exists()
+                 else "no epoch had finished, so no weights were saved")
+        raise FloatingPointError(f"epoch {epoch + 1} ({phase}): non-finite {what}; stopped; {where}")
 
 
 def make_strategy(kind: str):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from utils.pipelines import onehot
+from utils.targets import onehot
 
 
 def build_transfer_net(in_dim: int, n_classes: int, embed_dim: int = 32, hidden: int = 64) -> keras.Model:

@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from utils.datasets import Table
+from utils.targets import onehot
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -81,8 +82,11 @@ class ImageCache:
         paths = np.asarray(sorted(set(map(str, paths))))
         self.index = {p: i for i, p in enumerate(paths)}
         self.size, self.channels = size, channels
-        blocks = [tf.cast(tf.round(x), tf.uint8).numpy()
-                  for x in _decode_dataset(paths, batch_size, size, channels)]
+        try:
+            blocks = [tf.cast(tf.round(x), tf.uint8).numpy()
+                      for x in _decode_dataset(paths, batch_size, size, channels)]
+        except tf.errors.InvalidArgumentError:
+            raise_undecodable(paths)
         self.images = tf.Variable(np.concatenate(blocks), trainable=False, name="image_cache")
 
     @staticmethod
@@ -94,6 +98,19 @@ class ImageCache:
 
     def gather(self, rows):
         return tf.cast(tf.gather(self.images, rows), tf.float32)
+
+
+def raise_undecodable(paths) -> None:
+    """After a failed batched decode: name the images TensorFlow cannot decode, in one line."""
+    from utils.datasets import DataError, undecodable
+
+    bad = undecodable(paths)
+    if not bad:
+        raise DataError("an image failed to decode, but each decodes on its own; rerun with --cache_mb 0")
+    path, reason = bad[0]
+    more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+    raise DataError(f"image cannot be decoded by TensorFlow ({reason}): {path}{more}; fix or remove it, "
+                    f"or pass --skip_bad_images=True to drop such rows")
 
 
 def _decode_dataset(paths, batch_size: int, size: int, channels: int):
@@ -142,14 +159,6 @@ def image_dataset(paths: np.ndarray, batch_size: int, size: int, channels: int,
         return _decode_dataset(paths, batch_size, size, channels)
     ds = tf.data.Dataset.from_tensor_slices(cache.rows(paths)).batch(batch_size)
     return ds.map(cache.gather, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
-
-
-def onehot(labels: np.ndarray, n_classes: int) -> np.ndarray:
-    """One-hot rows; label -1 (missing) gives a zero row."""
-    out = np.zeros((len(labels), n_classes), np.float32)
-    have = labels >= 0
-    out[np.flatnonzero(have), labels[have]] = 1.0
-    return out
 
 
 def true_targets(table: Table, classes: dict) -> dict:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from utils.pipelines import onehot
+from utils.targets import onehot
 
 
 @dataclass

@@ -130,7 +130,8 @@ def plot_curves(groups: dict, tasks: list, metric: dict, path: Path) -> None:
             if not curves:
                 continue
             n = min(map(len, curves))
-            ax.plot(np.arange(1, n + 1), np.mean([c[:n] for c in curves], axis=0), label=name.split(" | ")[0])
+            ax.plot(np.arange(1, n + 1), np.mean([c[:n] for c in curves], axis=0), marker="o", markersize=3,
+                    label=name.split(" | ")[0])  # markers: a one-epoch run is a visible point
         ax.set_title(f"{t}: validation {'MAE (years)' if metric[t] == 'mae' else 'accuracy'}", fontsize=9)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
@@ -151,7 +152,8 @@ def main(argv=None) -> int:
         return 1
     write_report(collect(runs), Path(a.out))
     print((Path(a.out) / "results.md").read_text())
-    print(f"{len(runs)} runs -> {a.out}/results.md, results.csv, curves.png")
+    out = Path(a.out).resolve()
+    print(f"{len(runs)} runs -> {out / 'results.md'}, {out / 'results.csv'}, {out / 'curves.png'}")
     return 0
 
 

@@ -14,26 +14,57 @@ Every file is written to a temporary name and renamed, so a crash never leaves a
 """
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
+import fcntl
 import json
 import math
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
 
+class RunFolderError(Exception):
+    """A run folder that cannot be used (in use, taken, disk full); one line for the user."""
+
+
+@contextlib.contextmanager
+def _temporary(path: Path, suffix: str = ".tmp"):
+    """A unique temporary file beside ``path``, renamed over it on success and removed on failure.
+
+    Unique names keep two processes that write the same file (two runs given one name) from
+    clobbering each other's half-written temporaries; removal on failure keeps a full disk from
+    staying full of partial checkpoints.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            raise RunFolderError(f"cannot write {path}: {exc.strerror} (errno {exc.errno}); nothing "
+                                 f"partial was left behind") from None
+        raise
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with _temporary(path) as tmp:
+        tmp.write_text(text)
 
 
 def atomic_save_model(model, path: Path) -> None:
-    """``model.save`` to a temporary ``.keras`` file, then rename over ``path``."""
-    tmp = path.with_name(path.stem + ".tmp.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
+    """``model.save`` to a unique temporary ``.keras`` file, then rename over ``path``."""
+    with _temporary(path, ".tmp.keras") as tmp:
+        model.save(tmp)
 
 
 def atomic_link(src: Path, dst: Path) -> None:
@@ -44,13 +75,37 @@ def atomic_link(src: Path, dst: Path) -> None:
     """
     import shutil
 
-    tmp = dst.with_name(dst.stem + ".tmp" + dst.suffix)
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(src, tmp)
-    except OSError:
-        shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+    with _temporary(dst, ".tmp" + dst.suffix) as tmp:
+        tmp.unlink()
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+
+
+def atomic_save_npz(path: Path, arrays: list) -> None:
+    with _temporary(path, ".tmp.npz") as tmp:
+        np.savez(tmp, *arrays)
+
+
+def claim_run_folder(base: Path) -> Path:
+    """Create a new, empty run folder at ``base`` or, when that name is taken, at ``base-2``, ``-3`` ...
+
+    ``mkdir`` is atomic, so two runs started together with one name get two folders; an existing
+    run is never appended to or overwritten.
+    """
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for k in range(1, 10000):
+        path = base if k == 1 else base.with_name(f"{base.name}-{k}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        if k > 1:
+            print(f"note: run folder {base} exists; this run writes to {path} (use --resume {base} "
+                  f"to continue that run)")
+        return path
+    raise RunFolderError(f"no free run folder name next to {base}")
 
 
 def _jsonable(x):
@@ -74,6 +129,11 @@ class RunDir:
         self.path = Path(path)
         (self.path / "confusion").mkdir(parents=True, exist_ok=True)
         self._writer = None
+        self._lock = open(self.path / ".lock", "a+")  # held until the process ends
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise RunFolderError(f"run folder {self.path} is in use by another running process") from None
 
     def write_json(self, name: str, data: dict) -> None:
         atomic_write_text(self.path / name, json.dumps(_jsonable(data), indent=2, sort_keys=False) + "\n")
@@ -124,12 +184,10 @@ class RunDir:
 
 def _write_rows(path: Path, fields: list, rows: list) -> None:
     """Write a CSV through a temporary file and a rename."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
+    with _temporary(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
         w.writerows(rows)
-    os.replace(tmp, path)
 
 
 def _fmt(v):
@@ -158,7 +216,8 @@ def save_confusion_png(path: Path, matrix: np.ndarray, names, title: str) -> Non
     ax.set_ylabel("truth")
     ax.set_title(title, fontsize=8)
     fig.tight_layout()
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with _temporary(path, ".tmp.png") as tmp:
+            fig.savefig(tmp)
+    finally:
+        plt.close(fig)

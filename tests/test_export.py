@@ -1,0 +1,42 @@
+"""Exports (SavedModel, TFLite, ONNX) return what the Keras model returns on real face crops."""
+import numpy as np
+import pytest
+
+from models import ModelSpec, build_net
+from utils.demo_samples import sample_photo
+from utils.export import ExportError, export, match_outputs
+from utils.faces import detect, face_crop, make_detector
+
+
+@pytest.fixture(scope="module")
+def faces():
+    """Real face crops at 48 px grey: the astronaut, mirrored and shifted copies (8 crops)."""
+    import cv2
+
+    rgb = sample_photo()
+    (face,) = detect(make_detector("mtcnn"), rgb)
+    crops = []
+    for dx in (-6, -2, 2, 6):
+        for flip in (False, True):
+            shifted = type(face)(face.box, face.score, face.landmarks + np.float32([dx, 0]))
+            c = cv2.cvtColor(face_crop(rgb, shifted, 48), cv2.COLOR_RGB2GRAY)
+            crops.append(c[:, ::-1] if flip else c)
+    return np.stack(crops).astype(np.float32)[..., None]
+
+
+def test_float_exports_match_keras_within_1e4(faces, tmp_path):
+    pytest.importorskip("tf2onnx", reason="ONNX export needs tf2onnx")
+    model = build_net(ModelSpec("mini_xception", {"emotion": 7, "pose": 5, "gender": 2, "age": 101}, input_size=48))
+    report = export(model, tmp_path, ["savedmodel", "tflite", "onnx"], faces)
+    for fmt in ("savedmodel", "tflite", "onnx"):
+        assert report[fmt]["max_abs_diff"] < 1e-4, (fmt, report[fmt])
+        assert all(v == 1.0 for v in report[fmt]["top1_agreement"].values())
+    assert (tmp_path / "model.tflite").stat().st_size > 10_000 and (tmp_path / "model.onnx").is_file()
+
+
+def test_outputs_are_matched_by_name_then_by_class_count():
+    ref = {"emotion_prediction": np.zeros((2, 7)), "gender_prediction": np.zeros((2, 2))}
+    got = match_outputs(ref, {"StatefulPartitionedCall:0": np.ones((2, 2)), "x:1": np.full((2, 7), 2.0)})
+    assert got["emotion_prediction"][0, 0] == 2.0 and got["gender_prediction"][0, 0] == 1.0
+    with pytest.raises(ExportError, match="no output for 'gender_prediction'"):
+        match_outputs(ref, {"only": np.zeros((2, 7))})
