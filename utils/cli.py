@@ -169,6 +169,10 @@ def build_parser(script: str) -> argparse.ArgumentParser:
                 if not any(a.dest == flag for a in p._actions):
                     g.add_argument(f"--{flag}", type=float, default=spec.defaults.get(flag, 1.0),
                                    help=f"loss weight of {t}")
+        g.add_argument("--weighting", default="fixed", choices=WEIGHTING_NAMES,
+                       help="loss-weighting strategy (utils/weighting.py): fixed = the *_loss_weights flags")
+        g.add_argument("--weighting_lr", type=float, default=0.025,
+                       help="step size of the strategy's own parameters (uncertainty, GradNorm, FAMO)")
         _bool(g, "is_naive", help="no targets for the missing task (All-in-one / naive alternation)")
         _bool(g, "is_distilled", help="missing task = distilled soft labels softmax(z/T) (DML-LWF, Distilling)")
         _bool(g, "is_pesudo", help="missing task = selected pseudo labels (MTL-SA)")
@@ -228,6 +232,7 @@ def normalise_argv(argv: list, parser: argparse.ArgumentParser) -> list:
     return out
 
 
+WEIGHTING_NAMES = ("fixed", "uncertainty", "dwa", "gradnorm", "famo", "pcgrad", "mgda")  # utils/weighting.py
 RESUMABLE = {"epoch", "patience", "early_stopping_patience", "data_dir", "cache_mb", "image_check",
              "skip_bad_images"}  # flags a resumed run may change (recorded in its config.json)
 
@@ -290,6 +295,9 @@ def check_method_flags(a, given: set, spec: ScriptSpec, parser: argparse.Argumen
         if a.is_pesudo_distribution and a.cluster_k < 1:
             problems.append(f"--cluster_k={a.cluster_k}: the distribution weight needs at least 1 GMM component")
         uses_t = a.is_distilled or a.is_interpolation or a.distill_unselected or (a.is_pesudo and not a.is_naive)
+        if a.weighting != "fixed" and (a.distribute == "multiworker" or a.mixed_precision):
+            problems.append(f"--weighting={a.weighting} does not run with --distribute=multiworker or "
+                            f"--mixed_precision (use --weighting=fixed)")
         if uses_t and a.distill_t <= 0:
             problems.append(f"--distill_t={a.distill_t:g}: the distillation temperature must be positive")
     if problems:
@@ -331,6 +339,7 @@ def parse_command(script: str, argv: list | None = None):
                 task = only
         datasets = [[canonical_name(a.dataset), [task]]]
         loss_weights, pseudo, regularization, warmup, plot_pseudo = {}, PseudoConfig(seed=a.seed), {}, 0, False
+        weighting, weighting_lr = "fixed", 0.025
     else:
         datasets = [[canonical_name(getattr(a, slot)), list(DATASET_SLOTS[slot])]
                     for slot in (*spec.slots, *spec.optional_slots) if getattr(a, slot)]
@@ -352,6 +361,7 @@ def parse_command(script: str, argv: list | None = None):
         if regularization:
             regularization["sigma"] = a.manifold_sigma
         warmup, plot_pseudo = a.warmup_epochs, a.plot_pseudo
+        weighting, weighting_lr = a.weighting, a.weighting_lr
     weights = a.weights or ("pretrained" if a.model == "vggFace" else "none")
     if a.vggface_weights:
         weights = a.vggface_weights
@@ -367,7 +377,7 @@ def parse_command(script: str, argv: list | None = None):
         monitor=a.monitor, n_splits=a.n_splits, fold=a.fold, val_fraction=a.val_fraction, seed=a.seed,
         data_dir=a.data_dir, output_dir=a.output_dir, run_name=a.run_name, weights=weights,
         input_size=a.input_size, limit=a.limit, cache_mb=a.cache_mb, image_check=a.image_check,
-        skip_bad_images=a.skip_bad_images,
+        skip_bad_images=a.skip_bad_images, weighting=weighting, weighting_lr=weighting_lr,
         distribute=a.distribute, mixed_precision=a.mixed_precision, jit=a.jit, age_kind=a.age_kind,
         age_sigma=a.age_sigma, age_loss=a.age_loss, plot_pseudo=plot_pseudo), a.resume
 

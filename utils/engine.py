@@ -54,6 +54,8 @@ class RunConfig:
     pseudo: PseudoConfig = field(default_factory=PseudoConfig)
     warmup_epochs: int = 0
     regularization: dict = field(default_factory=dict)
+    weighting: str = "fixed"  # loss-weighting strategy (utils/weighting.py)
+    weighting_lr: float = 0.025  # step size of the strategy's own parameters
     cross_stitch: bool = True
     bn_recalibration: bool = True
     cache_mb: int = 3072
@@ -98,6 +100,8 @@ class RunConfig:
                                            ("-ltn", p.is_LTN)) if on)
         if self.regularization:
             tag += "-" + "-".join(k for k, v in self.regularization.items() if v and k != "sigma")
+        if self.weighting != "fixed":
+            tag += f"-w{self.weighting}"
         return f"{self.mode}-{tag}"
 
 
@@ -261,6 +265,24 @@ class Trainer:
                 loss_weights={f"{t}_prediction": float(self.cfg.loss_weights.get(t, 1.0)) for t in self.classes},
                 metrics={k: [MaskedAccuracy(name="acc")] for k in keys},
                 jit_compile=bool(self.cfg.jit))
+        if self.cfg.weighting != "fixed":
+            self.install_weighting()
+
+    def install_weighting(self) -> None:
+        """Let the ``--weighting`` strategy drive the training step (utils/weighted_step.py)."""
+        from models import trunk_layers
+        from utils import weighted_step
+        from utils.weighting import make_weighting
+
+        tasks = list(self.classes)
+        if getattr(self, "weighting", None) is None:
+            self.weighting = make_weighting(self.cfg.weighting, tasks,
+                                            [float(self.cfg.loss_weights.get(t, 1.0)) for t in tasks],
+                                            self.cfg.weighting_lr)
+        shared = [v for layer in trunk_layers(self.model, tasks) for v in layer.trainable_weights]
+        kernels = [v.path for v in shared if v.path.endswith("kernel")]
+        weighted_step.install(self.model, self.weighting, {f"{t}_prediction": self.task_loss(t) for t in tasks},
+                              {v.path for v in shared}, kernels[-1] if kernels else None)
 
     def task_loss(self, task: str):
         """Masked CE, or the expected-value L1 for SSR-Net's regression heads / ``--age_loss l1``."""
@@ -493,6 +515,10 @@ class Trainer:
             row = {"epoch": epoch + 1, "phase": phase, "lr": self.lr, "frozen": int(bool(self.frozen)),
                    "seconds": 0.0, **{f"train_{k}": float(v[-1]) for k, v in hist.items()}, **stats,
                    cfg.monitor: value}
+            if getattr(self, "weighting", None) is not None:
+                self.weighting.epoch_end({t: float(hist[f"{t}_prediction_loss"][-1]) for t in self.classes
+                                          if f"{t}_prediction_loss" in hist})
+                row.update({f"weighting_{k}": v for k, v in self.weighting.state().items()})
             for t, m in val.items():
                 row[f"val_{t}_acc"], row[f"val_{t}_loss"] = m["acc"], m["loss"]
                 if "mae" in m:
