@@ -5,14 +5,18 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from utils.cli import WEIGHTING_NAMES, main
-from utils.weighting import DWA, FAMO, MGDA, WEIGHTINGS, GradNorm, PCGrad, Uncertainty, min_norm_weights
+from utils.cli import main
+from utils.registries import WEIGHTINGS
+from utils.weighting import DWA, FAMO, MGDA, GradNorm, PCGrad, Uncertainty, make_weighting, min_norm_weights
 
 BOTH = tf.constant([True, True])
 
 
-def test_the_cli_offers_exactly_the_registry():
-    assert WEIGHTING_NAMES == tuple(WEIGHTINGS)
+def test_every_registered_strategy_builds_and_unknown_names_are_listed():
+    for name in WEIGHTINGS:
+        assert make_weighting(name, ["a", "b"], [1.0, 2.0]).n == 2
+    with pytest.raises(ValueError, match="choose from fixed, uncertainty"):
+        make_weighting("nope", ["a"], [1.0])
 
 
 def test_pcgrad_projects_conflicting_gradients():

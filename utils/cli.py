@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from models.registry import BACKBONES
+from utils.registries import WEIGHTINGS
 
 DATASET_SLOTS = {  # flag -> tasks the dataset given to it labels
     "dataset_emotion": ("emotion",),
@@ -169,7 +170,7 @@ def build_parser(script: str) -> argparse.ArgumentParser:
                 if not any(a.dest == flag for a in p._actions):
                     g.add_argument(f"--{flag}", type=float, default=spec.defaults.get(flag, 1.0),
                                    help=f"loss weight of {t}")
-        g.add_argument("--weighting", default="fixed", choices=WEIGHTING_NAMES,
+        g.add_argument("--weighting", default="fixed", choices=tuple(WEIGHTINGS),
                        help="loss-weighting strategy (utils/weighting.py): fixed = the *_loss_weights flags")
         g.add_argument("--weighting_lr", type=float, default=0.025,
                        help="step size of the strategy's own parameters (uncertainty, GradNorm, FAMO)")
@@ -232,7 +233,6 @@ def normalise_argv(argv: list, parser: argparse.ArgumentParser) -> list:
     return out
 
 
-WEIGHTING_NAMES = ("fixed", "uncertainty", "dwa", "gradnorm", "famo", "pcgrad", "mgda")  # utils/weighting.py
 RESUMABLE = {"epoch", "patience", "early_stopping_patience", "data_dir", "cache_mb", "image_check",
              "skip_bad_images"}  # flags a resumed run may change (recorded in its config.json)
 

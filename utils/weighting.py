@@ -11,7 +11,7 @@ and it is not a vertex of MGDA's convex hull. Two families (as in LibMTL):
   (tasks x shared parameters) into one gradient for the shared trunk; task heads get their own
   loss's gradient (PCGrad, MGDA).
 
-Adding a strategy: a class here (or in its own file) and one line in ``WEIGHTINGS``.
+Adding a strategy: a class here (or in its own file) and one line in ``utils.registries.WEIGHTINGS``.
 """
 from __future__ import annotations
 
@@ -232,18 +232,8 @@ def min_norm_weights(grads, present, steps: int = 50):
     return alpha
 
 
-WEIGHTINGS = {
-    "fixed": Weighting,
-    "uncertainty": Uncertainty,
-    "dwa": DWA,
-    "gradnorm": GradNorm,
-    "famo": FAMO,
-    "pcgrad": PCGrad,
-    "mgda": MGDA,
-}
-
-
 def make_weighting(name: str, tasks: list, base: list, lr: float = 0.025) -> Weighting:
-    if name not in WEIGHTINGS:
-        raise ValueError(f"unknown --weighting {name!r}; choose from {', '.join(WEIGHTINGS)}")
-    return WEIGHTINGS[name](tasks, base, lr=lr)
+    """The strategy registered as ``name`` in ``utils.registries.WEIGHTINGS``."""
+    from utils.registries import WEIGHTINGS, resolve
+
+    return resolve(WEIGHTINGS, name, "--weighting")(tasks, base, lr=lr)
