@@ -97,3 +97,15 @@ def test_strategies_train_through_the_engine(name, toy_root, tmp_path):
     assert np.isfinite(float(row["train_loss"]))
     if name != "pcgrad":  # the learned weights moved away from where they started
         assert weights != pytest.approx([1.0, 1.0]) and weights != pytest.approx([0.5, 0.5])
+
+
+def test_cagrad_leaves_agreeing_gradients_alone_and_improves_the_worst_task():
+    from utils.weighting_cagrad import CAGrad
+
+    cag = CAGrad(["a", "b"], [1, 1])
+    same = tf.constant([[1.0, 0.0], [1.0, 0.0]])
+    np.testing.assert_allclose(cag.shared_gradient(same, None, BOTH).numpy(), [2.0, 0.0], atol=1e-4)
+    g = tf.constant([[1.0, 0.0], [-0.9, 0.2]])  # strongly conflicting: the mean barely helps task b
+    d = cag.shared_gradient(g, None, BOTH).numpy()
+    mean = g.numpy().mean(0)
+    assert min(g.numpy() @ d / 2) > min(g.numpy() @ mean)  # worst-case improvement is larger

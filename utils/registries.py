@@ -16,6 +16,7 @@ WEIGHTINGS = {
     "famo": "utils.weighting:FAMO",
     "pcgrad": "utils.weighting:PCGrad",
     "mgda": "utils.weighting:MGDA",
+    "cagrad": "utils.weighting_cagrad:CAGrad",
 }
 
 
