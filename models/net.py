@@ -101,7 +101,7 @@ def build_net(spec: ModelSpec) -> keras.Model:
 
 
 def _load_pretrained(model: keras.Model, spec: ModelSpec) -> None:
-    if spec.weights == "none" or spec.backbone in ("mobilenetv2", "inceptionv3"):  # loaded in their trunks
+    if spec.weights == "none" or BACKBONES[spec.backbone].own_weights:  # loaded in their trunks
         return
     if spec.backbone == "ssrnet":
         model.load_weights(spec.weights)  # a .weights.h5 saved from this project's ssrnet

@@ -22,13 +22,14 @@ class Backbone:
     preprocess: str  # mode of models.layers.Preprocess
     head: str  # dense | conv | ssr
     trunk: str  # "module:function"
+    own_weights: bool = False  # the trunk loads --weights itself (keras.applications)
 
 
 BACKBONES = {
     "vggFace": Backbone(224, 3, "vggface", "dense", "models.vggface:trunk"),
     "mini_xception": Backbone(64, 1, "tanh", "conv", "models.mini_xception:trunk"),
-    "mobilenetv2": Backbone(96, 3, "tanh", "dense", "models.mobilenetv2:trunk"),
-    "inceptionv3": Backbone(96, 3, "tanh", "dense", "models.inceptionv3:trunk"),
+    "mobilenetv2": Backbone(96, 3, "tanh", "dense", "models.mobilenetv2:trunk", own_weights=True),
+    "inceptionv3": Backbone(96, 3, "tanh", "dense", "models.inceptionv3:trunk", own_weights=True),
     "ssrnet": Backbone(64, 3, "tanh", "ssr", "models.ssrnet:trunk"),
 }
 ALIASES = {"vggface": "vggFace", "vgg16": "vggFace", "minixception": "mini_xception",
