@@ -31,6 +31,7 @@ BACKBONES = {
     "mobilenetv2": Backbone(96, 3, "tanh", "dense", "models.mobilenetv2:trunk", own_weights=True),
     "inceptionv3": Backbone(96, 3, "tanh", "dense", "models.inceptionv3:trunk", own_weights=True),
     "ssrnet": Backbone(64, 3, "tanh", "ssr", "models.ssrnet:trunk"),
+    "efficientnetv2b0": Backbone(96, 3, "tanh", "dense", "models.efficientnet:trunk", own_weights=True),
 }
 ALIASES = {"vggface": "vggFace", "vgg16": "vggFace", "minixception": "mini_xception",
            "mobilenet_v2": "mobilenetv2", "inception_v3": "inceptionv3", "ssr_net": "ssrnet"}

@@ -112,3 +112,22 @@ def test_saved_model_round_trip_keeps_preprocessing(tmp_path):
     x = np.random.default_rng(1).uniform(0, 255, (2, 64, 64, 1)).astype(np.float32)
     np.testing.assert_allclose(m.predict(x, verbose=0)["pose_prediction"],
                                again.predict(x, verbose=0)["pose_prediction"], atol=1e-6)
+
+
+@pytest.mark.slow
+def test_a_registered_backbone_builds_trains_a_step_and_names_its_heads():
+    import numpy as np
+
+    from models.registry import BACKBONES
+
+    assert "efficientnetv2b0" in BACKBONES
+    model = build_net(ModelSpec("efficientnetv2b0", {"emotion": 7, "gender": 2}, input_size=64))
+    assert model.input.shape[1:] == (64, 64, 3) and {"emotion_fc", "gender_fc", "common_fc"} <= {
+        layer.name for layer in model.layers}
+    model.compile("adam", {"emotion_prediction": "categorical_crossentropy",
+                           "gender_prediction": "categorical_crossentropy"})
+    x = np.random.default_rng(0).uniform(0, 255, (4, 64, 64, 3)).astype("float32")
+    y = {"emotion_prediction": np.eye(7)[[0, 1, 2, 3]], "gender_prediction": np.eye(2)[[0, 1, 0, 1]]}
+    before = model.get_layer("emotion").get_weights()[0].copy()
+    model.train_on_batch(x, y)
+    assert not np.allclose(before, model.get_layer("emotion").get_weights()[0])
