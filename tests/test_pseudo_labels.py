@@ -165,3 +165,18 @@ def test_label_transfer_network_learns_a_mapping_between_label_spaces():
     out, train_acc = fit_and_transfer(x[:400], other[:400] % 2, x[400:], 2, epochs=40, seed=1)
     assert out.shape == (200, 2) and train_acc > 0.9
     assert (out.argmax(1) == other[400:] % 2).mean() > 0.9
+
+
+def test_sampled_density_ranks_points_like_the_exact_count():
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(3)
+    x = np.vstack([rng.normal(0, 1, (3000, 16)), rng.normal(0, 3, (3000, 16))]).astype(np.float32)
+    labels = np.zeros(len(x), int)
+    exact = pl.local_density(x, labels, 0.3, np.random.default_rng(0), max_reference=len(x))
+    sampled = pl.local_density(x, labels, 0.3, np.random.default_rng(0), max_reference=1024)
+    assert spearmanr(exact, sampled).statistic > 0.95
+    # the dense half is recognised as dense by both
+    assert sampled[:3000].mean() > sampled[3000:].mean() + 0.2
+    counts = pl.neighbour_counts(x[:50], 1e-9, reference=np.arange(10))  # a reference point is not its own neighbour
+    assert counts.tolist() == [0] * 50

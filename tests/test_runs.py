@@ -73,6 +73,7 @@ def test_atomic_writes_never_leave_a_partial_file(tmp_path, monkeypatch):
 
 
 def test_non_finite_loss_names_epoch_and_task(tmp_path):
+    (tmp_path / "last.keras").write_bytes(b"weights of an earlier epoch")
     with pytest.raises(FloatingPointError, match=r"epoch 3 \(toy_pose\): non-finite pose loss; stopped.*last.keras"):
         check_finite({"loss": [float("nan")], "pose_prediction_loss": [float("inf")],
                       "emotion_prediction_loss": [0.3]}, 2, "toy_pose", tmp_path)

@@ -147,7 +147,9 @@ def load_predictor(run: str | None = None, weights: str | None = None, runs_dir:
 
 
 # ------------------------------------------------------------------------------------ records, drawing
-YAW_ARROWS = {"frontal": 0.0, "yaw +10..+60": 0.5, "yaw -60..-10": -0.5, "yaw <= -60": -1.0, "yaw >= +60": 1.0}
+# Arrow along the image x axis per yaw bin. Pointing'04's convention (the shipped model's pose data):
+# a positive pan turns the face towards the image's left.
+YAW_ARROWS = {"frontal": 0.0, "yaw +10..+60": -0.5, "yaw -60..-10": 0.5, "yaw <= -60": 1.0, "yaw >= +60": -1.0}
 
 
 def face_records(predictor: Predictor, rgb: np.ndarray, faces: list) -> list:

@@ -114,16 +114,34 @@ def density_cutoff(x: np.ndarray, q: float, rng: np.random.Generator, exact_max:
     return float(flat[min(int(len(flat) * q), len(flat) - 1)])
 
 
-def neighbour_counts(x: np.ndarray, cutoff: float, chunk: int = 2048) -> np.ndarray:
-    """#{j != i : ||x_i - x_j|| < cutoff} for every i, in row chunks (O(chunk * n) memory)."""
+def neighbour_counts(x: np.ndarray, cutoff: float, chunk: int = 2048, reference: np.ndarray | None = None):
+    """#{j != i : ||x_i - x_j|| < cutoff} for every i, counted against ``x[reference]`` (default: all).
+
+    With a reference sample of fixed size m the cost is O(n m d) instead of O(n^2 d); the counts are
+    then those of the sample (the min-max scaling that follows makes their scale irrelevant). Each
+    chunk reuses one preallocated (chunk x m) buffer: no large temporaries per chunk.
+    """
     x = np.asarray(x, np.float32)
-    sq = _sq_norms(x)
+    ref_idx = np.arange(len(x)) if reference is None else np.asarray(reference)
+    ref = x[ref_idx]
+    sq, ref_sq = _sq_norms(x), _sq_norms(ref)
+    column = np.full(len(x), -1)  # each point's column in the reference sample, -1 if not in it
+    column[ref_idx] = np.arange(len(ref_idx))
+    c2 = np.float32(cutoff) ** 2
+    buf = np.empty((min(chunk, len(x)), len(ref)), np.float32)
+    mask = np.empty(buf.shape, bool)
     counts = np.empty(len(x), np.int64)
     for s in range(0, len(x), chunk):
-        d = _pair_distances(x[s:s + chunk], x, sq[s:s + chunk], sq)
-        inside = d < cutoff
-        inside[np.arange(len(d)), np.arange(s, s + len(d))] = False
-        counts[s:s + chunk] = inside.sum(axis=1)
+        n = min(chunk, len(x) - s)
+        d2, m = buf[:n], mask[:n]
+        np.matmul(x[s:s + n], ref.T, out=d2)
+        d2 *= -2.0
+        d2 += sq[s:s + n, None]
+        d2 += ref_sq[None, :]
+        np.less(d2, c2, out=m)
+        own = np.flatnonzero(column[s:s + n] >= 0)
+        m[own, column[s:s + n][own]] = False  # a point is not its own neighbour
+        counts[s:s + n] = m.sum(axis=1)
     return counts
 
 
@@ -135,14 +153,20 @@ def minmax(v: np.ndarray) -> np.ndarray:
 
 
 def local_density(features: np.ndarray, labels: np.ndarray, density_t: float,
-                  rng: np.random.Generator, **kw) -> np.ndarray:
-    """Per pseudo class: neighbour count under the class's ``density_t`` distance quantile, min-max."""
+                  rng: np.random.Generator, max_reference: int = 4096, **kw) -> np.ndarray:
+    """Per pseudo class: neighbour count under the class's ``density_t`` distance quantile, min-max.
+
+    Classes larger than ``max_reference`` count neighbours in a seeded sample of that many of their
+    points, so the cost grows linearly with the class size (``tests/test_pseudo_labels.py`` measures
+    the rank agreement with the exact count).
+    """
     out = np.zeros(len(features))
     for c in np.unique(labels):
         idx = np.flatnonzero(labels == c)
         x = np.asarray(features[idx], np.float32)
         cutoff = density_cutoff(x, density_t, rng, **{k: v for k, v in kw.items() if k != "chunk"})
-        out[idx] = minmax(neighbour_counts(x, cutoff, kw.get("chunk", 2048)))
+        reference = None if len(x) <= max_reference else np.sort(rng.choice(len(x), max_reference, replace=False))
+        out[idx] = minmax(neighbour_counts(x, cutoff, kw.get("chunk", 2048), reference))
     return out
 
 
@@ -164,12 +188,15 @@ def partial_emd(point: np.ndarray, mass: float, targets: np.ndarray, target_mass
 
 
 def distribution_weights(feat_labelled: np.ndarray, feat_unlabelled: np.ndarray, k: int, seed: int,
-                         max_fit: int = 20000, covariance: str = "full") -> tuple:
+                         max_fit: int = 5000, covariance: str | None = None) -> tuple:
     """Inverse GMM-EMD distance of each unlabelled sample's cluster to the labelled distribution.
 
     Returns ``(weights in (0, 1], per-cluster EMDs)``. GMMs are seeded and fitted on at most
-    ``max_fit`` sampled rows (prediction covers every row).
+    ``max_fit`` sampled rows (prediction covers every row). ``covariance`` defaults to ``full`` up
+    to 32 feature dimensions and ``diag`` above: a full 128-d covariance has 8k parameters per
+    component, more than a few thousand samples pin down, and dominated the cost.
     """
+    covariance = covariance or ("full" if feat_unlabelled.shape[1] <= 32 else "diag")
     from sklearn.mixture import GaussianMixture
 
     rng = np.random.default_rng(seed)
