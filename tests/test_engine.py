@@ -128,3 +128,18 @@ def test_two_stage_freezing_really_freezes_then_unfreezes(toy_root, tmp_path):
     assert not np.array_equal(seen[0][head], start[head])  # ... heads trained
     assert not np.array_equal(seen[1][trunk], start[trunk])  # epoch 1: backbone unfrozen
     assert [r["frozen"] for r in rows(t.run.path)] == ["1", "0"]
+
+
+def test_budget_and_phase_times_are_recorded_per_epoch(toy_root, tmp_path):
+    argv = ["--dataset_emotion=toy_emotion", "--dataset_pose=toy_pose", "--epoch=3", "--batch_size=32",
+            "--limit=64", "--model=mini_xception", "--is_naive=True", "--warmup_epochs=1", f"--data_dir={toy_root}",
+            f"--output_dir={tmp_path}", "--run_name=b"]
+    assert main("ALTERNATIVE_EP", argv) == 0
+    metrics = rows(tmp_path / "ALTERNATIVE_EP" / "b")
+    # epoch 1 joint (both tasks), epoch 2 emotion only, epoch 3 pose only
+    assert [(float(r["passes_emotion"]), float(r["passes_pose"])) for r in metrics] == [(1, 1), (2, 1), (2, 2)]
+    steps = [int(r["steps"]) for r in metrics]
+    assert steps[0] > steps[1] - steps[0] > 0 and steps[2] > steps[1]
+    for r in metrics:
+        assert all(float(r[f"seconds_{k}"]) >= 0 for k in ("targets", "fit", "bn", "eval", "checkpoint"))
+        assert float(r["seconds_fit"]) > 0

@@ -424,6 +424,23 @@ class Trainer:
             targets["age"] = smooth_years(targets["age"], self.cfg.age_sigma)
         return paths, targets, stats, name
 
+    def budget(self, epoch: int, n_rows: int) -> dict:
+        """Optimizer steps and true-label passes per task, cumulative over the run (equal-budget checks).
+
+        A pass of a task is one sweep over the training rows that carry its true label; joint epochs
+        make one pass per task, an alternating epoch one pass for the tasks of its dataset only.
+        """
+        if not hasattr(self, "_budget"):
+            self._budget = {"steps": 0, **{f"passes_{t}": 0.0 for t in self.classes}}
+        self._budget["steps"] += math.ceil(n_rows / self.cfg.batch_size)
+        phase = self.phase(epoch)
+        tables = [sp.train for sp in self.splits] if phase == "joint" else [self.splits[
+            0 if self.cfg.mode == "stl" else phase].train]
+        for t in self.classes:
+            if any(t in tb.labels for tb in tables):
+                self._budget[f"passes_{t}"] += 1.0
+        return dict(self._budget)
+
     def recalibrate_batchnorm(self, epoch: int, n_images: int = 640) -> None:
         """Re-estimate BatchNorm moving statistics on a mixed sample of every training dataset.
 
@@ -491,6 +508,8 @@ class Trainer:
             if cfg.is_freezing and epoch == cfg.no_freezing_epoch:
                 self.set_frozen(False)
             paths, targets, stats, phase = self.epoch_data(epoch)
+            timing = {"seconds_targets": time.time() - t0}
+            t1 = time.time()
             if self.multiworker:
                 hist = self.distributed_epoch(paths, targets, epoch)
             else:
@@ -506,15 +525,17 @@ class Trainer:
                         raise
                     raise_undecodable(paths)
             check_finite(hist, epoch, phase, self.run.path)
+            timing["seconds_fit"], t1 = time.time() - t1, time.time()
             if cfg.bn_recalibration and cfg.mode == "alternating" and phase != "joint":
                 self.recalibrate_batchnorm(epoch)
+            timing["seconds_bn"], t1 = time.time() - t1, time.time()
             val = self.evaluate("valid")
             value = self.monitored(val)
             check_finite({"validation loss": [value]}, epoch, phase, self.run.path)
             is_best, new_lr, stop = self.plateau.step(value, self.lr)
             row = {"epoch": epoch + 1, "phase": phase, "lr": self.lr, "frozen": int(bool(self.frozen)),
                    "seconds": 0.0, **{f"train_{k}": float(v[-1]) for k, v in hist.items()}, **stats,
-                   cfg.monitor: value}
+                   cfg.monitor: value, **self.budget(epoch, len(paths))}
             if getattr(self, "weighting", None) is not None:
                 self.weighting.epoch_end({t: float(hist[f"{t}_prediction_loss"][-1]) for t in self.classes
                                           if f"{t}_prediction_loss" in hist})
@@ -526,6 +547,8 @@ class Trainer:
                 self.run.write_confusion(f"epoch_{epoch + 1:03d}_{t}", m["confusion"],
                                          m.get("confusion_names", self.class_names[t]),
                                          f"epoch {epoch + 1} {t} (valid)")
+            timing["seconds_eval"] = time.time() - t1
+            row.update({k: round(v, 2) for k, v in timing.items()})
             row["seconds"] = round(time.time() - t0, 2)
             print(f"epoch {epoch + 1}/{cfg.epoch} [{phase}] "
                   + " ".join(f"val_{t}_acc={m['acc']:.4f}" + (f" val_{t}_mae={m['mae']:.2f}" if "mae" in m else "")
@@ -621,11 +644,13 @@ class Trainer:
 
         path = self.run.path
         ckpt, opt = f"checkpoint-{epoch:03d}.keras", f"optimizer-{epoch:03d}.npz"
+        t0 = time.time()
         atomic_save_model(self.model, path / ckpt)  # serialised once; last/best are links to it
         atomic_link(path / ckpt, path / "last.keras")
         if is_best:
             atomic_link(path / ckpt, path / "best.keras")
         atomic_save_npz(path / opt, [np.asarray(v) for v in self.model.optimizer.variables])
+        row["seconds_checkpoint"] = round(time.time() - t0, 2)
         self.run.append_metrics(row)
         self.run.write_json("state.json", {
             "epoch": epoch, "checkpoint": ckpt, "optimizer": opt, "lr": self.lr, "frozen": bool(self.frozen),
@@ -655,6 +680,10 @@ class Trainer:
         self.model.optimizer.learning_rate.assign(self.lr)
         self.plateau.__dict__.update(state["plateau"])
         self.run.truncate_metrics(state["epoch"] + 1)
+        last = self.run.last_metrics()
+        if last and "steps" in last:  # budget counters continue where the run stopped
+            self._budget = {k: float(v) for k, v in last.items() if k == "steps" or k.startswith("passes_")}
+            self._budget["steps"] = int(self._budget["steps"])
         print(f"resumed after epoch {state['epoch'] + 1} (learning rate {self.lr:.2e})")
         return cfg_epoch_after(state)
 

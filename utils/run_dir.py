@@ -149,6 +149,15 @@ class RunDir:
         _write_rows(path, list(dict.fromkeys(k for r in rows for k in r)), rows)
         self._tensorboard(row)
 
+    def last_metrics(self) -> dict:
+        """The last row of metrics.csv ({} when there is none)."""
+        path = self.path / "metrics.csv"
+        if not path.exists():
+            return {}
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        return rows[-1] if rows else {}
+
     def truncate_metrics(self, last_epoch: int) -> None:
         """Drop metrics rows after ``last_epoch`` (written by an epoch that did not finish its checkpoint)."""
         path = self.path / "metrics.csv"
