@@ -49,7 +49,7 @@ class ReferenceSequence(keras.utils.PyDataset):
 
 def make_files(n: int, root: Path, side: int = 128) -> np.ndarray:
     """JPEG face crops like a converted dataset (synthetic faces at ``side`` px)."""
-    from data.toy import generate
+    from utils.synthetic_faces import generate
 
     paths = []
     for i, (img, _) in enumerate(generate("toy_emotion", n, seed=7, size=side)):

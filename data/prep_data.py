@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     out = Path(a.out) if a.out else default_data_dir()
     try:
         if a.dataset in ("toy", "toy_emotion", "toy_pose", "toy_gender_age"):
-            from data.toy import STYLES, write_toy
+            from utils.synthetic_faces import STYLES, write_toy
 
             names = list(STYLES) if a.dataset == "toy" else [a.dataset]
             for csv in write_toy(out, a.n, a.seed, datasets=names):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from utils import regularizers
+from models import regularizers
 
 PACKAGE = "epga"
 VGGFACE_MEAN_BGR = (93.5940, 104.7624, 129.1863)

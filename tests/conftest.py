@@ -23,7 +23,7 @@ def shared_sample(name: str) -> Path:
 @pytest.fixture(scope="session")
 def toy_root(tmp_path_factory) -> Path:
     """A data root with small synthetic datasets (120 faces each)."""
-    from data.toy import write_toy
+    from utils.synthetic_faces import write_toy
 
     root = tmp_path_factory.mktemp("toydata")
     write_toy(root, n_per_dataset=120, seed=3)

@@ -72,7 +72,7 @@ def truncated_set(tmp_path):
     """A cleaned CSV of real JPEG faces, one of them cut in half (OpenCV still opens it)."""
     import cv2
 
-    from data.toy import write_toy
+    from utils.synthetic_faces import write_toy
 
     write_toy(tmp_path, n_per_dataset=80, seed=5, datasets=["toy_emotion"])
     frame = pd.read_csv(tmp_path / "db" / "toy_emotion_cleaned.csv")

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def full_toy(tmp_path_factory):
-    from data.toy import write_toy
+    from utils.synthetic_faces import write_toy
 
     root = tmp_path_factory.mktemp("toy_full")
     write_toy(root, n_per_dataset=1500, seed=0)

@@ -2,7 +2,7 @@
 import numpy as np
 import tensorflow as tf
 
-from utils import regularizers as R
+from models import regularizers as R
 from utils.mrf import mean_field
 
 

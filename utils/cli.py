@@ -384,8 +384,8 @@ def parse_command(script: str, argv: list | None = None):
 
 def ensure_toy_data(cfg) -> None:
     """The built-in synthetic datasets are generated on first use (a few seconds)."""
-    from data.toy import STYLES, write_toy
     from utils.datasets import csv_path_for, default_data_dir
+    from utils.synthetic_faces import STYLES, write_toy
 
     missing = [n for n, _ in cfg.datasets if n in STYLES and not csv_path_for(n, cfg.data_dir).exists()]
     if missing:

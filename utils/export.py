@@ -200,7 +200,7 @@ def calibration_images(model, folder: str | None, n: int = 64) -> np.ndarray:
             raise SystemExit(f"error: no .jpg/.png images in {folder}")
         imgs = [cv2.imread(str(f), cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR) for f in files]
     else:
-        from data.toy import generate
+        from utils.synthetic_faces import generate
 
         imgs = [im for im, _ in generate("toy_emotion", n, seed=0, size=size)]
         imgs = [cv2.cvtColor(im, cv2.COLOR_BGR2GRAY) if channels == 1 and im.ndim == 3 else im for im in imgs]
