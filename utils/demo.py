@@ -52,6 +52,7 @@ class Predictor:
     channels: int
     source: str
     margin: float = 0.15
+    tflite: Path | None = None  # a float TFLite export of the same model, used for speed when present
 
     def prepare(self, rgb: np.ndarray, face: Face) -> np.ndarray:
         """The model's input for one face, in OpenCV: aligned crop, grey for one-channel models."""
@@ -70,11 +71,41 @@ class Predictor:
             return []
         import tensorflow as tf
 
-        if getattr(self, "_forward", None) is None:
-            self._forward = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
         batch = np.stack(inputs).astype(np.float32)
-        out = {k: v.numpy() for k, v in self._forward(batch).items()}
+        if self.tflite is not None:
+            out = self._tflite_forward(batch)
+        else:
+            if getattr(self, "_forward", None) is None:
+                self._forward = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
+            out = {k: v.numpy() for k, v in self._forward(batch).items()}
         return [{t: out[f"{t}_prediction"][i] for t in self.tasks} for i in range(len(inputs))]
+
+    def _tflite_forward(self, batch: np.ndarray) -> dict:
+        """The TFLite export beside the model (equal to Keras within 1e-4, tests/test_export.py):
+        a few faces run in about a millisecond instead of a TensorFlow call's overhead."""
+        import tensorflow as tf
+
+        if getattr(self, "_interpreter", None) is None:
+            import warnings
+
+            with warnings.catch_warnings():  # its deprecation notice points at a package not needed here
+                warnings.simplefilter("ignore")
+                self._interpreter, self._batch = tf.lite.Interpreter(model_path=str(self.tflite)), None
+            names = list(self.model.output)
+            self._order = names
+        it = self._interpreter
+        inp = it.get_input_details()[0]
+        if self._batch != len(batch):
+            it.resize_tensor_input(inp["index"], batch.shape)
+            it.allocate_tensors()
+            self._batch = len(batch)
+        it.set_tensor(inp["index"], batch)
+        it.invoke()
+        from utils.export import match_outputs
+
+        got = {d["name"]: it.get_tensor(d["index"]) for d in it.get_output_details()}
+        ref = {k: np.zeros((1, int(self.model.get_layer(k).output.shape[-1]))) for k in self._order}
+        return match_outputs(ref, got)
 
 
 def class_names_for(task: str, n: int) -> list:
@@ -143,7 +174,9 @@ def load_predictor(run: str | None = None, weights: str | None = None, runs_dir:
     shapes = {t: int(model.get_layer(f"{t}_prediction").output.shape[-1]) for t in tasks}
     class_names = {t: names.get(t) or class_names_for(t, shapes[t]) for t in tasks}
     _, size, _, channels = model.input.shape
-    return Predictor(model, tasks, class_names, int(size), int(channels), weights)
+    tflite = Path(weights).with_suffix(".tflite")
+    return Predictor(model, tasks, class_names, int(size), int(channels), weights,
+                     tflite=tflite if tflite.is_file() else None)
 
 
 # ------------------------------------------------------------------------------------ records, drawing

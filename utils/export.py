@@ -85,9 +85,13 @@ def export_onnx(model, out: Path) -> Path:
 
 def run_tflite(path: Path, images: np.ndarray) -> dict:
     """Outputs of a TFLite model, keyed by the Keras output names (matched by shape and order)."""
+    import warnings
+
     import tensorflow as tf
 
-    interpreter = tf.lite.Interpreter(model_path=str(path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        interpreter = tf.lite.Interpreter(model_path=str(path))
     inp = interpreter.get_input_details()[0]
     outs = []
     for x in images:

@@ -105,9 +105,15 @@ class HaarDetector:
             raise FaceError(f"cannot load the Haar cascade {path}; use --detector mtcnn")
 
     def __call__(self, rgb: np.ndarray) -> list:
+        # The cascade's window is 24 px: faces of at least ``min_face`` are found as well in a copy
+        # shrunk so that they measure 30 px, at a fraction of the cost (the pyramid starts smaller).
+        scale = min(1.0, 30.0 / max(self.min_face, 30))
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        boxes = self.net.detectMultiScale(grey, 1.1, 5, minSize=(self.min_face, self.min_face))
-        return _clip([(tuple(int(v) for v in b), 1.0, None) for b in boxes], rgb.shape)
+        if scale < 1.0:
+            grey = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        side = max(24, int(round(self.min_face * scale)))
+        boxes = self.net.detectMultiScale(grey, 1.1, 5, minSize=(side, side))
+        return _clip([(tuple(v / scale for v in b), 1.0, None) for b in boxes], rgb.shape)
 
 
 DETECTORS = {"mtcnn": MtcnnDetector, "dlib": DlibDetector, "haar": HaarDetector}
