@@ -182,12 +182,15 @@ def test_exif_rotation_is_applied_and_faceless_images_work(epga_model, tmp_path,
     from PIL import Image
 
     upright = sample_photo()
-    # store the photo turned 90 degrees with an EXIF tag saying how to turn it back
-    Image.fromarray(np.rot90(upright, k=1).copy()).save(tmp_path / "exif.jpg", exif=_exif_orientation(8))
+    # store the photo turned 90 degrees counter-clockwise with the EXIF tag (6) saying "turn it 90 degrees
+    # clockwise to display"; the face must be found where it is in the upright photo
+    Image.fromarray(np.rot90(upright, k=1).copy()).save(tmp_path / "exif.jpg", exif=_exif_orientation(6))
     js = tmp_path / "e.json"
-    assert final_image_demo.main(["--weights", epga_model, "--image", str(tmp_path / "exif.jpg"), "--detector",
-                                  "haar", "--json", str(js), "--output", str(tmp_path / "e.jpg")]) == 0
-    assert len(jsonl(js)) == 1
+    assert final_image_demo.main(["--weights", epga_model, "--image", str(tmp_path / "exif.jpg"),
+                                  "--json", str(js), "--output", str(tmp_path / "e.jpg")]) == 0
+    (face,) = jsonl(js)
+    x, y, w, h = face["box"]
+    assert 150 < x + w / 2 < 260 and 60 < y + h / 2 < 170
     cv2.imwrite(str(tmp_path / "blank.png"), np.full((200, 300, 3), 128, np.uint8))
     assert final_image_demo.main(["--weights", epga_model, "--image", str(tmp_path / "blank.png"),
                                   "--output", str(tmp_path / "b.jpg")]) == 0

@@ -31,14 +31,52 @@ def load_model_and_config(run: str | None, model: str | None):
         path, config_path = Path(model), Path(model).with_name("config.json")
     if not path.is_file():
         raise DataError(f"model file not found: {path}")
+    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    if path.suffix == ".tflite":
+        keras_twin = path.with_name("model.keras")
+        if not keras_twin.is_file():
+            raise DataError(f"{path}: a .tflite file is evaluated next to the model.keras it was exported from")
+        return TFLiteModel(path, load_model_and_config(None, str(keras_twin))[0]), config, path
     from models import load_model
 
     try:
         net = load_model(path)
     except Exception as exc:  # zip / h5 / deserialisation errors come in many types
         raise DataError(f"{path}: not a loadable Keras model ({type(exc).__name__})") from None
-    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
     return net, config, path
+
+
+class TFLiteModel:
+    """A TFLite export behind the small part of the Keras model API that evaluation uses."""
+
+    def __init__(self, path: Path, keras_model):
+        import warnings
+
+        import tensorflow as tf
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.interpreter = tf.lite.Interpreter(model_path=str(path))
+        self.output, self.input, self.batch = keras_model.output, keras_model.input, None
+
+    def predict(self, dataset, verbose=0) -> dict:
+        import numpy as np
+
+        from utils.export import match_outputs
+
+        it, parts = self.interpreter, []
+        inp = it.get_input_details()[0]
+        ref = {k: np.zeros((1, int(v.shape[-1]))) for k, v in self.output.items()}
+        for x in dataset:
+            x = np.asarray(x, np.float32)
+            if self.batch != len(x):
+                it.resize_tensor_input(inp["index"], x.shape)
+                it.allocate_tensors()
+                self.batch = len(x)
+            it.set_tensor(inp["index"], x)
+            it.invoke()
+            parts.append(match_outputs(ref, {d["name"]: it.get_tensor(d["index"]) for d in it.get_output_details()}))
+        return {k: np.concatenate([p[k] for p in parts]) for k in ref}
 
 
 def evaluate(net, config: dict, dataset: str, split: str = "test", tasks=None, data_dir=None,
@@ -76,7 +114,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--run", help="run folder (its best.keras and config.json)")
-    src.add_argument("--model", help=".keras file (a config.json beside it gives class names and splits)")
+    src.add_argument("--model", help=".keras file (a config.json beside it gives class names and splits), or a "
+                     ".tflite export next to its model.keras")
     p.add_argument("--dataset", required=True, help="dataset name (data/db/<name>_cleaned.csv) or a .csv path")
     p.add_argument("--split", default="test", choices=("all", "train", "valid", "test"))
     p.add_argument("--task", nargs="*", default=None, help="tasks to evaluate (default: all the dataset labels)")
