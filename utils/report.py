@@ -25,10 +25,12 @@ TASK_ORDER = ("emotion", "pose", "gender", "age")
 
 
 def find_runs(paths) -> list:
-    """Run folders (holding config.json and test_metrics.json) at or below the given paths."""
+    """Run folders (config.json + test_metrics.json) and ``utils/evaluate.py`` output folders
+    (metrics.json) at or below the given paths."""
     runs = []
     for p in map(Path, paths):
         runs += [c.parent for c in sorted(p.glob("**/test_metrics.json")) if (c.parent / "config.json").exists()]
+        runs += [c.parent for c in sorted(p.glob("**/metrics.json")) if "dataset" in json.loads(c.read_text())]
     return sorted(set(runs))
 
 
@@ -54,6 +56,8 @@ def method_name(config: dict) -> str:
     reg = [k for k in config.get("regularization", {}) if k != "sigma"]
     if reg:
         label += " + " + "+".join(reg)
+    if config.get("weighting", "fixed") != "fixed":
+        label += f" [{config['weighting']}]"
     datasets = "+".join(d for d, _ in config["datasets"])
     return f"{label} | {config['model']} | {datasets}"
 
@@ -61,6 +65,15 @@ def method_name(config: dict) -> str:
 def collect(runs: list) -> dict:
     groups = defaultdict(list)
     for run in runs:
+        if (run / "metrics.json").exists() and not (run / "test_metrics.json").exists():  # cross-dataset
+            ev = json.loads((run / "metrics.json").read_text())
+            config_path = Path(ev["model"]).with_name("config.json")
+            if not config_path.exists():
+                continue
+            label, model, trained = method_name(json.loads(config_path.read_text())).split(" | ")
+            name = f"{label} | {model} | {trained} -> {ev['dataset']} ({ev['split']})"
+            groups[name].append({"run": run, "test": ev["metrics"], "metrics": []})
+            continue
         config = json.loads((run / "config.json").read_text())
         test = json.loads((run / "test_metrics.json").read_text())["test"]
         metrics = []
