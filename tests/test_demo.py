@@ -10,7 +10,7 @@ import pytest
 import final_image_demo
 import final_video_demo
 from models import ModelSpec, build_net
-from utils.demo import FaceTracker, load_predictor
+from utils.demo import SHIPPED_MODEL, FaceTracker, load_predictor
 from utils.demo_samples import moving_faces_video, multi_face_image, sample_photo
 from utils.faces import TEMPLATE, Face, alignment_matrix, detect, face_crop, make_detector
 
@@ -203,3 +203,24 @@ def _exif_orientation(value: int):
     exif = Image.Exif()
     exif[0x0112] = value  # Orientation
     return exif
+
+
+def test_the_shipped_model_reads_the_astronaut_as_a_happy_adult_woman(tmp_path):
+    if not SHIPPED_MODEL.is_file():
+        pytest.skip("the shipped model is not in this checkout")
+    js = tmp_path / "s.jsonl"
+    assert final_image_demo.main(["--json", str(js), "--output", str(tmp_path / "s.jpg")]) == 0
+    (face,) = jsonl(js)  # one face: not her mission patch
+    assert face["emotion"]["label"] == "happy" and face["emotion"]["prob"] > 0.8
+    assert face["gender"]["label"] == "female"
+    assert 20 <= face["age"]["years"] <= 60
+    # the demo's fast TFLite path gives the Keras model's numbers
+    predictor = load_predictor()
+    assert predictor.tflite is not None
+    rgb = sample_photo()
+    x = predictor.prepare(rgb, detect(make_detector("mtcnn"), rgb)[0])
+    fast = predictor.predict([x])[0]
+    out = predictor.model(x[None].astype(np.float32))
+    exact = {k.removesuffix("_prediction"): v.numpy()[0] for k, v in out.items()}
+    for task, probs in fast.items():
+        np.testing.assert_allclose(probs, exact[task], atol=1e-5)

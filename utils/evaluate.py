@@ -105,8 +105,12 @@ def evaluate(net, config: dict, dataset: str, split: str = "test", tasks=None, d
         parts = split_indices(table, config.get("n_splits", 5), config.get("fold", 0), config.get("seed", 1),
                               config.get("val_fraction", 0.1))
         table = table.subset(parts[split])
+    from utils.pipelines import ImageCache
+
     _, size, _, channels = net.input.shape
-    preds = predict_table(net, table, batch_size, int(size), int(channels))
+    # decoded once and rounded to uint8 after resizing, exactly as training and the demos feed the model
+    cache = ImageCache(table.paths, int(size), int(channels))
+    preds = predict_table(net, table, batch_size, int(size), int(channels), cache)
     return {t: task_metrics([table], [preds], t, heads[t]) for t in wanted}, table
 
 
