@@ -83,29 +83,11 @@ class Predictor:
     def _tflite_forward(self, batch: np.ndarray) -> dict:
         """The TFLite export beside the model (equal to Keras within 1e-4, tests/test_export.py):
         a few faces run in about a millisecond instead of a TensorFlow call's overhead."""
-        import tensorflow as tf
+        if getattr(self, "_runner", None) is None:
+            from utils.export import TFLiteRunner
 
-        if getattr(self, "_interpreter", None) is None:
-            import warnings
-
-            with warnings.catch_warnings():  # its deprecation notice points at a package not needed here
-                warnings.simplefilter("ignore")
-                self._interpreter, self._batch = tf.lite.Interpreter(model_path=str(self.tflite)), None
-            names = list(self.model.output)
-            self._order = names
-        it = self._interpreter
-        inp = it.get_input_details()[0]
-        if self._batch != len(batch):
-            it.resize_tensor_input(inp["index"], batch.shape)
-            it.allocate_tensors()
-            self._batch = len(batch)
-        it.set_tensor(inp["index"], batch)
-        it.invoke()
-        from utils.export import match_outputs
-
-        got = {d["name"]: it.get_tensor(d["index"]) for d in it.get_output_details()}
-        ref = {k: np.zeros((1, int(self.model.get_layer(k).output.shape[-1]))) for k in self._order}
-        return match_outputs(ref, got)
+            self._runner = TFLiteRunner(self.tflite, {k: v.shape[-1] for k, v in self.model.output.items()})
+        return self._runner(batch)
 
 
 def class_names_for(task: str, n: int) -> list:

@@ -50,33 +50,16 @@ class TFLiteModel:
     """A TFLite export behind the small part of the Keras model API that evaluation uses."""
 
     def __init__(self, path: Path, keras_model):
-        import warnings
+        from utils.export import TFLiteRunner
 
-        import tensorflow as tf
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            self.interpreter = tf.lite.Interpreter(model_path=str(path))
-        self.output, self.input, self.batch = keras_model.output, keras_model.input, None
+        self.output, self.input = keras_model.output, keras_model.input
+        self.runner = TFLiteRunner(path, {k: v.shape[-1] for k, v in self.output.items()})
 
     def predict(self, dataset, verbose=0) -> dict:
         import numpy as np
 
-        from utils.export import match_outputs
-
-        it, parts = self.interpreter, []
-        inp = it.get_input_details()[0]
-        ref = {k: np.zeros((1, int(v.shape[-1]))) for k, v in self.output.items()}
-        for x in dataset:
-            x = np.asarray(x, np.float32)
-            if self.batch != len(x):
-                it.resize_tensor_input(inp["index"], x.shape)
-                it.allocate_tensors()
-                self.batch = len(x)
-            it.set_tensor(inp["index"], x)
-            it.invoke()
-            parts.append(match_outputs(ref, {d["name"]: it.get_tensor(d["index"]) for d in it.get_output_details()}))
-        return {k: np.concatenate([p[k] for p in parts]) for k in ref}
+        parts = [self.runner(np.asarray(x)) for x in dataset]
+        return {k: np.concatenate([p[k] for p in parts]) for k in self.output}
 
 
 def evaluate(net, config: dict, dataset: str, split: str = "test", tasks=None, data_dir=None,

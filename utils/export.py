@@ -83,24 +83,40 @@ def export_onnx(model, out: Path) -> Path:
     return path
 
 
-def run_tflite(path: Path, images: np.ndarray) -> dict:
-    """Outputs of a TFLite model, keyed by the Keras output names (matched by shape and order)."""
-    import warnings
+class TFLiteRunner:
+    """A TFLite model called on batches, its outputs keyed like the Keras model's (``<task>_prediction``).
 
-    import tensorflow as tf
+    ``classes``: Keras output key -> number of classes, used to pair the interpreter's anonymous
+    outputs with the Keras ones (``match_outputs``). The input is resized only when the batch size
+    changes.
+    """
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        interpreter = tf.lite.Interpreter(model_path=str(path))
-    inp = interpreter.get_input_details()[0]
-    outs = []
-    for x in images:
-        interpreter.resize_tensor_input(inp["index"], (1, *images.shape[1:]))
-        interpreter.allocate_tensors()
-        interpreter.set_tensor(inp["index"], x[None].astype(np.float32))
-        interpreter.invoke()
-        outs.append({d["name"]: interpreter.get_tensor(d["index"])[0] for d in interpreter.get_output_details()})
-    return {k: np.stack([o[k] for o in outs]) for k in outs[0]}
+    def __init__(self, path, classes: dict):
+        import warnings
+
+        import tensorflow as tf
+
+        with warnings.catch_warnings():  # its deprecation notice points at a package not needed here
+            warnings.simplefilter("ignore")
+            self.interpreter = tf.lite.Interpreter(model_path=str(path))
+        self.reference = {k: np.zeros((1, int(n))) for k, n in classes.items()}
+        self.batch = None
+
+    def __call__(self, batch: np.ndarray) -> dict:
+        it = self.interpreter
+        inp = it.get_input_details()[0]
+        batch = np.asarray(batch, np.float32)
+        if self.batch != batch.shape:
+            it.resize_tensor_input(inp["index"], batch.shape)
+            it.allocate_tensors()
+            self.batch = batch.shape
+        it.set_tensor(inp["index"], batch)
+        it.invoke()
+        return match_outputs(self.reference, {d["name"]: it.get_tensor(d["index"]) for d in it.get_output_details()})
+
+
+def run_tflite(path: Path, images: np.ndarray, classes: dict) -> dict:
+    return TFLiteRunner(path, classes)(images)
 
 
 def run_onnx(path: Path, images: np.ndarray) -> dict:
@@ -137,6 +153,7 @@ def export(model, out: Path, formats, images: np.ndarray, atol: float = 1e-4) ->
     """Write the exports and return ``{format: {"path", "max_abs_diff", "agreement"}}`` against Keras."""
     out.mkdir(parents=True, exist_ok=True)
     reference = {k: np.asarray(v) for k, v in model(images.astype(np.float32), training=False).items()}
+    classes = {k: v.shape[-1] for k, v in reference.items()}
     report = {}
     for fmt in formats:
         if fmt == "savedmodel":
@@ -144,10 +161,10 @@ def export(model, out: Path, formats, images: np.ndarray, atol: float = 1e-4) ->
             got = run_savedmodel(path, images)
         elif fmt == "tflite":
             path = export_tflite(model, out)
-            got = run_tflite(path, images)
+            got = run_tflite(path, images, classes)
         elif fmt == "tflite_int8":
             path = export_tflite(model, out, calibration=images)
-            got = run_tflite(path, images)
+            got = run_tflite(path, images, classes)
         elif fmt == "onnx":
             path = export_onnx(model, out)
             got = run_onnx(path, images)
