@@ -101,6 +101,9 @@ def build_net(spec: ModelSpec) -> keras.Model:
 
 
 def _load_pretrained(model: keras.Model, spec: ModelSpec) -> None:
+    if str(spec.weights).endswith(".keras"):  # warm start from a model of this project (a run or the shipped one)
+        load_matching_weights(model, spec.weights)
+        return
     if spec.weights == "none" or BACKBONES[spec.backbone].own_weights:  # loaded in their trunks
         return
     if spec.backbone == "ssrnet":
@@ -113,6 +116,32 @@ def _load_pretrained(model: keras.Model, spec: ModelSpec) -> None:
             raise WeightsError("mini_xception has no downloadable weights; pass a released "
                                ".hdf5 file with --weights PATH, or use --weights none")
         load_published_weights(model, spec.weights, task=next(iter(spec.tasks)))
+
+
+def load_matching_weights(model: keras.Model, path: str) -> int:
+    """Copy the weights of every layer of the saved model at ``path`` whose name and shapes match.
+
+    Heads of tasks the saved model lacks (or with other class counts) keep their initialisation.
+    Returns the number of layers copied; a ``WeightsError`` when none fits.
+    """
+    try:
+        source = keras.models.load_model(path, compile=False)
+    except Exception as exc:  # zip / deserialisation errors come in many types
+        raise WeightsError(f"{path}: not a loadable Keras model ({type(exc).__name__})") from None
+    names = {layer.name: layer for layer in source.layers}
+    copied = 0
+    for layer in model.layers:
+        other = names.get(layer.name)
+        if other is None or not layer.weights:
+            continue
+        weights = other.get_weights()
+        if [w.shape for w in weights] == [tuple(w.shape) for w in layer.weights]:
+            layer.set_weights(weights)
+            copied += 1
+    if not copied:
+        raise WeightsError(f"{path}: no layer of it fits this model (another backbone or input size?)")
+    print(f"note: started from {path}: {copied} of {sum(1 for la in model.layers if la.weights)} layers with weights")
+    return copied
 
 
 def feature_model(model: keras.Model, tasks) -> keras.Model:

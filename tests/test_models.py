@@ -131,3 +131,18 @@ def test_a_registered_backbone_builds_trains_a_step_and_names_its_heads():
     before = model.get_layer("emotion").get_weights()[0].copy()
     model.train_on_batch(x, y)
     assert not np.allclose(before, model.get_layer("emotion").get_weights()[0])
+
+
+def test_a_saved_model_warm_starts_a_model_with_other_heads(tmp_path):
+    import numpy as np
+
+    src = build_net(ModelSpec("mini_xception", {"emotion": 7, "gender": 2}, input_size=48))
+    path = tmp_path / "src.keras"
+    src.save(path)
+    model = build_net(ModelSpec("mini_xception", {"emotion": 7, "pose": 5}, input_size=48, weights=str(path)))
+    np.testing.assert_array_equal(model.get_layer("block4_sep2").get_weights()[0],
+                                  src.get_layer("block4_sep2").get_weights()[0])
+    np.testing.assert_array_equal(model.get_layer("emotion_conv").get_weights()[0],
+                                  src.get_layer("emotion_conv").get_weights()[0])
+    with pytest.raises(WeightsError, match="no layer of it fits"):
+        build_net(ModelSpec("ssrnet", {"age": 101}, weights=str(path)))

@@ -132,7 +132,8 @@ def build_parser(script: str) -> argparse.ArgumentParser:
     g.add_argument("--model", default=spec.defaults.get("model", "mini_xception"),
                    choices=tuple(BACKBONES), help="backbone (models/registry.py)")
     g.add_argument("--weights", default=None,
-                   help="none | pretrained | path: trunk weights (default: pretrained for vggFace, else none)")
+                   help="none | pretrained | path: trunk weights, or a .keras model of this project to start "
+                        "from (layers matched by name; default: pretrained for vggFace, else none)")
     g.add_argument("--vggface_weights", default=None, help="path of rcmalli_vggface_tf_notop_vgg16.h5")
     g.add_argument("--input_size", type=int, default=None, help="input side (default per model: 224/64/96)")
     g.add_argument("--epoch", type=int, default=64)

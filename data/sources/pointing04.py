@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from data.sources.common import Report, crop_box, read_image, save_crop, write_csv
+from data.sources.common import Report, aligned_box_crop, crop_box, read_image, save_crop, write_csv
 from utils.tasks import yaw_to_pose
 
 NAME = re.compile(r"^person(\d{2})(\d)(\d{2})([+-]\d+)([+-]\d+)$", re.IGNORECASE)
@@ -28,7 +28,7 @@ def read_box(path: Path):
     return cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
 
 
-def convert(root: Path, out: Path, margin=0.1, size=None, limit=None, **_) -> tuple:
+def convert(root: Path, out: Path, margin=0.1, size=None, limit=None, align=False, detector="mtcnn", **_) -> tuple:
     report, rows = Report("pointing04"), []
     for f in sorted(root.rglob("*.jpg")):
         if limit and len(rows) >= limit:
@@ -44,7 +44,12 @@ def convert(root: Path, out: Path, margin=0.1, size=None, limit=None, **_) -> tu
         img = read_image(f, report)
         if img is None:
             continue
-        crop = crop_box(img, *box, margin)
+        if align:  # the demos' framing where MTCNN finds the landmarks (up to about 60 degrees of yaw)
+            crop, aligned = aligned_box_crop(img, box, margin, size, detector)
+            if not aligned:
+                report.note("not aligned: no landmarks found in the box (box crop used)")
+        else:
+            crop = crop_box(img, *box, margin)
         if crop is None:
             report.skip("empty face box", f.name)
             continue
