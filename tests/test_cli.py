@@ -60,3 +60,14 @@ def test_every_script_file_exists():
     root = Path(__file__).resolve().parent.parent
     for script in SCRIPTS:
         assert (root / f"{script}.py").is_file()
+
+
+@pytest.mark.parametrize("script", ["ALTERNATIVE_EP", "ALTERNATIVE_EA", "ALTERNATIVE_EGA", "CONFUSION_EP_multitask",
+                                    "CONFUSION_EPGA_multitask"])
+def test_the_papers_selection_is_the_default(script):
+    # soft mode: lambda 0 (w' = w); hard mode: rejected rows get distilled labels, masking is a flag
+    soft = parse_config(script, ["--is_pesudo=True", "--is_interpolation=True"]).pseudo
+    assert soft.interpolation_weights == 0.0
+    hard = parse_config(script, ["--is_pesudo=True"]).pseudo
+    assert hard.distill_unselected is True
+    assert parse_config(script, ["--is_pesudo=True", "--distill_unselected=False"]).pseudo.distill_unselected is False

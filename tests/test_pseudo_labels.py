@@ -32,11 +32,14 @@ def test_quantile_selection_keeps_ties_and_everything_at_q0():
 
 def test_hard_targets_from_confidence_weights():
     probs = np.array([[0.1, 0.9], [0.5, 0.5], [0.8, 0.2], [0.45, 0.55]])
-    cfg = PseudoConfig(is_pesudo=True, is_pesudo_confidence=True, selection_threshold=0.5)
+    cfg = PseudoConfig(is_pesudo=True, is_pesudo_confidence=True, selection_threshold=0.5, distill_unselected=False)
     r = build_targets(cfg, np.log(probs), probs)
     w = probs.max(1) / probs.max()  # [1, .556, .889, .611] -> thr = sorted(w)[floor(0.5 * 4)] = .889
     assert r.selected.tolist() == [True, False, True, False]
-    np.testing.assert_allclose(r.targets, [[0, w[0]], [0, 0], [w[2], 0], [0, 0]], rtol=1e-6)
+    np.testing.assert_allclose(r.targets, [[0, w[0]], [0, 0], [w[2], 0], [0, 0]], rtol=1e-6)  # masked
+    default = build_targets(PseudoConfig(is_pesudo=True, is_pesudo_confidence=True, selection_threshold=0.5,
+                                         distill_t=1.0), np.log(probs), probs)
+    np.testing.assert_allclose(default.targets[[1, 3]], probs[[1, 3]], rtol=1e-5)  # the paper: distilled
 
 
 def test_unselected_rows_can_keep_distilled_knowledge():

@@ -43,8 +43,7 @@ SCRIPTS = {
         help="Single-task baseline (STL) on one dataset."),
     "ALTERNATIVE_EP": ScriptSpec(
         "alternating", {"dataset_emotion": "expw", "dataset_pose": "aflw"},
-        dict(model="vggFace", patience=5, E_loss_weights=5.0, P_loss_weights=1.0, selection_threshold=0.9,
-             interpolation_weights=0.9),
+        dict(model="vggFace", patience=5, E_loss_weights=5.0, P_loss_weights=1.0, selection_threshold=0.9),
         help="Alternating emotion + pose training: MTL-SA, DML-LWF, distillation, naive alternation."),
     "ALTERNATIVE_EA": ScriptSpec(
         "alternating", {"dataset_emotion": "ferplus", "dataset_age": "adience"},
@@ -52,26 +51,25 @@ SCRIPTS = {
         help="Alternating emotion + age training (MTL-SA and baselines)."),
     "ALTERNATIVE_EGA": ScriptSpec(
         "alternating", {"dataset_emotion": "ferplus", "dataset_gender_age": "adience"},
-        dict(model="mini_xception", patience=10, E_loss_weights=5.0, G_loss_weights=1.0, A_loss_weights=1.0,
-             interpolation_weights=0.5),
+        dict(model="mini_xception", patience=10, E_loss_weights=5.0, G_loss_weights=1.0, A_loss_weights=1.0),
         help="Alternating emotion + gender/age training (MTL-SA and baselines); add --dataset_pose to "
              "alternate over a pose dataset too.", optional_slots=("dataset_pose",)),
     "CONFUSION_EP_multitask": ScriptSpec(
         "joint", {"dataset_emotion": "ferplus", "dataset_pose": "aflw"},
-        dict(model="mini_xception", patience=10, E_loss_weights=5.0, P_loss_weights=1.0, interpolation_weights=0.5),
+        dict(model="mini_xception", patience=10, E_loss_weights=5.0, P_loss_weights=1.0),
         help="Joint emotion + pose training: All-in-one, pseudo labels, LEL-LTN (--is_LTN), DCN-AP (--is_MRF)."),
     "CONFUSION_EP_multitask_manifold": ScriptSpec(
         "joint", {"dataset_emotion": "ferplus", "dataset_pose": "aflw"},
-        dict(model="mini_xception", patience=10, E_loss_weights=5.0, P_loss_weights=1.0, interpolation_weights=0.5),
+        dict(model="mini_xception", patience=10, E_loss_weights=5.0, P_loss_weights=1.0),
         manifold=True, help="Joint emotion + pose training with manifold regularisers (SFSMR, SLRM)."),
     "CONFUSION_EPGA_multitask": ScriptSpec(
         "joint", {"dataset_emotion": "fer2013", "dataset_pose": "aflw", "dataset_gender_age": "adience"},
         dict(model="mini_xception", patience=10, batch_size=128, E_loss_weights=5.0, P_loss_weights=5.0,
-             G_loss_weights=1.0, A_loss_weights=1.0, interpolation_weights=0.5),
+             G_loss_weights=1.0, A_loss_weights=1.0),
         help="Joint emotion, pose, gender and age training: the four-head model the demos use."),
     "CONFUSION_EA_multitask": ScriptSpec(
         "joint", {"dataset_emotion": "ferplus", "dataset_age": "adience"},
-        dict(model="mini_xception", patience=10, E_loss_weights=5.0, A_loss_weights=1.0, interpolation_weights=0.5),
+        dict(model="mini_xception", patience=10, E_loss_weights=5.0, A_loss_weights=1.0),
         help="Joint emotion + age training."),
 }
 
@@ -179,7 +177,7 @@ def build_parser(script: str) -> argparse.ArgumentParser:
         _bool(g, "is_distilled", help="missing task = distilled soft labels softmax(z/T) (DML-LWF, Distilling)")
         _bool(g, "is_pesudo", help="missing task = selected pseudo labels (MTL-SA)")
         _bool(g, "is_interpolation", help="soft mode: w*onehot + (1-w)*distilled for every row")
-        g.add_argument("--interpolation_weights", type=float, default=spec.defaults.get("interpolation_weights", 0.0),
+        g.add_argument("--interpolation_weights", type=float, default=0.0,
                        help="lambda: soft mode uses w' = (1 - lambda) w")
         g.add_argument("--selection_threshold", type=float, default=spec.defaults.get("selection_threshold", 0.9),
                        help="quantile of the weights below which pseudo labels are rejected (hard mode)")
@@ -189,7 +187,9 @@ def build_parser(script: str) -> argparse.ArgumentParser:
         g.add_argument("--cluster_k", type=int, default=4, help="GMM components")
         g.add_argument("--distill_t", type=float, default=2.0, help="distillation temperature T")
         g.add_argument("--density_t", type=float, default=0.6, help="distance quantile of the density cutoff")
-        _bool(g, "distill_unselected", help="rejected rows get distilled labels instead of being masked")
+        _bool(g, "distill_unselected", default=True,
+              help="hard mode: rejected rows get distilled labels at --distill_t (the paper's selection); "
+                   "False masks them")
         _bool(g, "is_MRF", help="DCN-AP: refine pseudo labels with a kNN-graph MRF (mean field)")
         _bool(g, "is_LTN", help="LEL-LTN: pseudo labels from a label transfer network")
         _bool(g, "parity", help="reproduce the reference's whole-matrix distillation softmax")
@@ -295,7 +295,7 @@ def check_method_flags(a, given: set, spec: ScriptSpec, parser: argparse.Argumen
                 problems.append(f"--{flag}=True refines pseudo labels and needs --is_pesudo=True")
         if a.is_pesudo_distribution and a.cluster_k < 1:
             problems.append(f"--cluster_k={a.cluster_k}: the distribution weight needs at least 1 GMM component")
-        uses_t = a.is_distilled or a.is_interpolation or a.distill_unselected or (a.is_pesudo and not a.is_naive)
+        uses_t = a.is_distilled or (a.is_pesudo and (a.is_interpolation or a.distill_unselected))
         if a.weighting != "fixed" and (a.distribute == "multiworker" or a.mixed_precision):
             problems.append(f"--weighting={a.weighting} does not run with --distribute=multiworker or "
                             f"--mixed_precision (use --weighting=fixed)")

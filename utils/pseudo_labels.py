@@ -39,7 +39,7 @@ class PseudoConfig:
     cluster_k: int = 4
     distill_t: float = 2.0
     density_t: float = 0.6
-    distill_unselected: bool = False
+    distill_unselected: bool = True  # the paper: rejected rows keep information through distilled labels
     is_MRF: bool = False
     is_LTN: bool = False
     parity_softmax: bool = False  # reproduce the reference's whole-matrix softmax
