@@ -49,12 +49,18 @@ def export_tflite(model, out: Path, calibration: np.ndarray | None = None) -> Pa
     Converted from the SavedModel, whose variables are frozen into constants (the int8 calibrator
     cannot read resource variables of a concrete function).
     """
+    import tempfile
+
     import tensorflow as tf
 
-    saved = out / "savedmodel"
-    if not saved.is_dir():
-        export_savedmodel(model, out)
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
+    with tempfile.TemporaryDirectory() as tmp:  # a fresh SavedModel: never a stale one left in ``out``
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(export_savedmodel(model, Path(tmp))))
+        return _convert(converter, out, calibration)
+
+
+def _convert(converter, out: Path, calibration) -> Path:
+    import tensorflow as tf
+
     name = "model.tflite"
     if calibration is not None:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
