@@ -295,10 +295,10 @@ def check_method_flags(a, given: set, spec: ScriptSpec, parser: argparse.Argumen
                 problems.append(f"--{flag}=True refines pseudo labels and needs --is_pesudo=True")
         if a.is_pesudo_distribution and a.cluster_k < 1:
             problems.append(f"--cluster_k={a.cluster_k}: the distribution weight needs at least 1 GMM component")
-        uses_t = a.is_distilled or (a.is_pesudo and (a.is_interpolation or a.distill_unselected))
         if a.weighting != "fixed" and (a.distribute == "multiworker" or a.mixed_precision):
             problems.append(f"--weighting={a.weighting} does not run with --distribute=multiworker or "
                             f"--mixed_precision (use --weighting=fixed)")
+        uses_t = a.is_distilled or (a.is_pesudo and (a.is_interpolation or a.distill_unselected))
         if uses_t and a.distill_t <= 0:
             problems.append(f"--distill_t={a.distill_t:g}: the distillation temperature must be positive")
     if problems:
@@ -312,6 +312,11 @@ def parse_config(script: str, argv: list | None = None):
 
 def parse_command(script: str, argv: list | None = None):
     """Parse a script's command line into ``(RunConfig, resume run folder or None)``."""
+    return parse_flags(script, argv)[:2]
+
+
+def parse_flags(script: str, argv: list | None = None):
+    """``(RunConfig, resume run folder or None, destinations of the flags written on the line)``."""
     from utils.engine import RunConfig
     from utils.pseudo_labels import PseudoConfig
     from utils.tasks import TASK_TYPE_CODES, canonical_name
@@ -380,7 +385,7 @@ def parse_command(script: str, argv: list | None = None):
         input_size=a.input_size, limit=a.limit, cache_mb=a.cache_mb, image_check=a.image_check,
         skip_bad_images=a.skip_bad_images, weighting=weighting, weighting_lr=weighting_lr,
         distribute=a.distribute, mixed_precision=a.mixed_precision, jit=a.jit, age_kind=a.age_kind,
-        age_sigma=a.age_sigma, age_loss=a.age_loss, plot_pseudo=plot_pseudo), a.resume
+        age_sigma=a.age_sigma, age_loss=a.age_loss, plot_pseudo=plot_pseudo), a.resume, given
 
 
 def ensure_toy_data(cfg) -> None:
@@ -398,7 +403,7 @@ def ensure_toy_data(cfg) -> None:
 def main(script: str, argv: list | None = None) -> int:
     """Entry point of the training scripts: parse (before TensorFlow is imported, so that --help and
     usage errors are instant), train, and turn data and disk problems into one-line errors."""
-    cfg, resume = parse_command(script, argv)
+    cfg, resume, given = parse_flags(script, argv)
     from models import WeightsError
     from utils.datasets import DataError
     from utils.engine import config_from_run, train
@@ -408,9 +413,7 @@ def main(script: str, argv: list | None = None) -> int:
         if resume:
             if not (Path(resume) / "config.json").is_file():
                 raise DataError(f"--resume {resume}: not a run folder (no config.json)")
-            cfg = resumed_config(config_from_run(resume), cfg, given_flags(
-                normalise_argv(list(sys.argv[1:] if argv is None else argv), build_parser(script)),
-                build_parser(script)), Path(resume))
+            cfg = resumed_config(config_from_run(resume), cfg, given, Path(resume))
         ensure_toy_data(cfg)
         train(cfg, resume=bool(resume))
     except (DataError, WeightsError, FloatingPointError, RunFolderError) as exc:
