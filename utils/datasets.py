@@ -9,7 +9,6 @@ the row and the column.
 """
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,6 @@ from utils.tasks import DATASETS, TASKS, DatasetInfo, canonical_name, dataset_in
 
 SPLIT_ALIASES = {"train": "train", "training": "train", "valid": "valid", "val": "valid",
                  "validation": "valid", "publictest": "valid", "test": "test", "privatetest": "test"}
-log = logging.getLogger(__name__)
 IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"BM", b"GIF8", b"RIFF")
 
 
@@ -171,9 +169,8 @@ def load_table(name: str, data_dir=None, tasks=None, image_check: str = "header"
     dup = frame["full_path"].astype(str).duplicated()
     if dup.any():  # a face listed twice could land in train and test: keep its first row
         first = int(np.flatnonzero(dup.to_numpy())[0])
-        log.warning("%s: %d rows repeat an image path (first: row %d, %s); kept the first of each",
-                    csv, int(dup.sum()), first, frame["full_path"].iloc[first])
-        print(f"note: {csv.name}: removed {int(dup.sum())} rows whose image path repeats an earlier row")
+        print(f"note: {csv.name}: removed {int(dup.sum())} rows whose image path repeats an earlier row "
+              f"(first: row {first}, {frame['full_path'].iloc[first]})")
         frame = frame[~dup.to_numpy()].reset_index(drop=True)
     vocab = {t: info.vocab.get(t) or dataset_info("", [t]).vocab[t] for t in wanted}
     labels = {t: _int_labels(frame, info.column(t), len(vocab[t]), csv) for t in wanted}

@@ -12,7 +12,6 @@ TFLite model is calibrated on those images (``--calibration``, default: a genera
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
@@ -22,7 +21,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import utils  # noqa: E402,F401  (TensorFlow switches)
 
-log = logging.getLogger(__name__)
 FORMATS = ("savedmodel", "tflite", "tflite_int8", "onnx")
 
 
@@ -105,8 +103,7 @@ class TFLiteRunner:
         with warnings.catch_warnings():  # its deprecation notice points at a package not needed here
             warnings.simplefilter("ignore")
             self.interpreter = tf.lite.Interpreter(model_path=str(path))
-        self.reference = {k: np.zeros((1, int(n))) for k, n in classes.items()}
-        self.batch = None
+        self.classes, self.batch = {k: int(n) for k, n in classes.items()}, None
 
     def __call__(self, batch: np.ndarray) -> dict:
         it = self.interpreter
@@ -118,7 +115,7 @@ class TFLiteRunner:
             self.batch = batch.shape
         it.set_tensor(inp["index"], batch)
         it.invoke()
-        return match_outputs(self.reference, {d["name"]: it.get_tensor(d["index"]) for d in it.get_output_details()})
+        return match_outputs(self.classes, {d["name"]: it.get_tensor(d["index"]) for d in it.get_output_details()})
 
 
 def run_tflite(path: Path, images: np.ndarray, classes: dict) -> dict:
@@ -141,13 +138,14 @@ def run_savedmodel(path: Path, images: np.ndarray) -> dict:
     return {k: v.numpy() for k, v in loaded.serve(tf.constant(images, tf.float32)).items()}
 
 
-def match_outputs(reference: dict, exported: dict) -> dict:
-    """Pair exported outputs with the Keras ones: by name when the names agree, else by class count."""
+def match_outputs(classes: dict, exported: dict) -> dict:
+    """Pair exported outputs with the Keras output keys of ``classes`` (key -> number of classes): by
+    name when the names agree, else by class count."""
     pairs = {}
-    for key, ref in reference.items():
+    for key, n in classes.items():
         task = key.removesuffix("_prediction")
         named = [k for k in exported if task in k]
-        shaped = [k for k in exported if exported[k].shape[-1] == ref.shape[-1] and k not in pairs.values()]
+        shaped = [k for k in exported if exported[k].shape[-1] == n and k not in pairs.values()]
         candidates = named or shaped
         if not candidates:
             raise ExportError(f"the export has no output for '{key}' (outputs: {', '.join(exported)})")
@@ -176,7 +174,7 @@ def export(model, out: Path, formats, images: np.ndarray, atol: float = 1e-4) ->
             got = run_onnx(path, images)
         else:
             raise ExportError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
-        got = match_outputs(reference, got)
+        got = match_outputs(classes, got)
         diff = max(float(np.abs(got[k] - reference[k]).max()) for k in reference)
         agree = {k.removesuffix("_prediction"): float((got[k].argmax(1) == reference[k].argmax(1)).mean())
                  for k in reference}

@@ -13,14 +13,11 @@ Faces without landmarks (dlib, Haar, profiles MTCNN misses) fall back to the det
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
-
-log = logging.getLogger(__name__)
 
 # left eye, right eye, nose tip, left and right mouth corner, as fractions of the crop side
 TEMPLATE = np.array([[0.322, 0.389], [0.671, 0.379], [0.504, 0.587], [0.351, 0.763], [0.654, 0.755]],
