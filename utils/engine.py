@@ -198,6 +198,7 @@ class Trainer:
         self.splits = load_splits(cfg)
         self.classes, self.class_names = class_counts(self.splits, cfg)
         self.flip_perms = flip_permutations(self.class_names)
+        self._budget = {"steps": 0, **{f"passes_{t}": 0 for t in self.classes}}  # see budget()
         self.spec = ModelSpec(cfg.model, self.classes, cfg.input_size, cfg.is_dropout, cfg.is_bn,
                               cfg.weights_decay, cfg.cross_stitch, cfg.weights, cfg.regularization)
         cfg.input_size = self.spec.input_size
@@ -430,15 +431,13 @@ class Trainer:
         A pass of a task is one sweep over the training rows that carry its true label; joint epochs
         make one pass per task, an alternating epoch one pass for the tasks of its dataset only.
         """
-        if not hasattr(self, "_budget"):
-            self._budget = {"steps": 0, **{f"passes_{t}": 0.0 for t in self.classes}}
         self._budget["steps"] += math.ceil(n_rows / self.cfg.batch_size)
         phase = self.phase(epoch)
         tables = [sp.train for sp in self.splits] if phase == "joint" else [self.splits[
             0 if self.cfg.mode == "stl" else phase].train]
         for t in self.classes:
             if any(t in tb.labels for tb in tables):
-                self._budget[f"passes_{t}"] += 1.0
+                self._budget[f"passes_{t}"] += 1
         return dict(self._budget)
 
     def recalibrate_batchnorm(self, epoch: int, n_images: int = 640) -> None:
@@ -681,9 +680,8 @@ class Trainer:
         self.plateau.__dict__.update(state["plateau"])
         self.run.truncate_metrics(state["epoch"] + 1)
         last = self.run.last_metrics()
-        if last and "steps" in last:  # budget counters continue where the run stopped
-            self._budget = {k: float(v) for k, v in last.items() if k == "steps" or k.startswith("passes_")}
-            self._budget["steps"] = int(self._budget["steps"])
+        if "steps" in last:  # budget counters continue where the run stopped
+            self._budget = {k: int(float(last[k])) for k in self._budget}
         print(f"resumed after epoch {state['epoch'] + 1} (learning rate {self.lr:.2e})")
         return cfg_epoch_after(state)
 
