@@ -106,7 +106,7 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"{frames} frames, {faces} faces, {frames / (time.perf_counter() - t0):.1f} fps, "
-          f"{len(set(range(tracker.next_id)))} tracks; annotated video: {out_path}")
+          f"{len(set(range(tracker.next_id)))} tracks; annotated video: {out_path.resolve()}")
     return 0
 
 
