@@ -683,6 +683,8 @@ class Trainer:
         if "steps" in last:  # budget counters continue where the run stopped
             self._budget = {k: int(float(last[k])) for k in self._budget}
         print(f"resumed after epoch {state['epoch'] + 1} (learning rate {self.lr:.2e})")
+        if self.cfg.weighting != "fixed":  # not saved in checkpoints yet
+            print(f"note: --weighting={self.cfg.weighting} starts its own weights afresh after a resume")
         return cfg_epoch_after(state)
 
     def finish(self) -> dict:
