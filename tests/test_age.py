@@ -6,9 +6,9 @@ import pytest
 from models import ModelSpec, build_net
 from models.ssrnet import ExpectationToBins, SoftStagewiseRegression
 from utils.datasets import load_table
-from utils.engine import smooth_years
 from utils.evaluation import expected_value, task_metrics
 from utils.losses import masked_expectation_l1
+from utils.targets import smooth_years
 from utils.tasks import AGE_YEARS, years_to_group
 
 

@@ -51,6 +51,7 @@ def test_joint_pseudo_labels_log_selection_and_oracle_accuracy(toy_root, tmp_pat
     argv = ["--dataset_emotion=toy_emotion", "--dataset_pose=toy_pose", "--epoch=2", *FAST,
             "--is_pesudo=True", "--is_pesudo_confidence=True", "--is_pesudo_density=True",
             "--is_pesudo_distribution=True", "--cluster_k=2", "--selection_threshold=0.5", "--plot_pseudo=True",
+            "--teacher_margin=-1",
             f"--data_dir={toy_root}", f"--output_dir={tmp_path}"]
     assert main("CONFUSION_EP_multitask", argv) == 0
     run = only_run(tmp_path, "CONFUSION_EP_multitask")
@@ -86,13 +87,13 @@ def test_snapshot_is_independent_of_further_training(toy_root, tmp_path):
     t = Trainer(cfg)
     t.setup()
     t.compile(1e-2)
-    t.take_snapshot()
-    before = [w.copy() for w in t.snapshot.get_weights()]
+    t.teacher.take_snapshot()
+    before = [w.copy() for w in t.teacher.snapshot.get_weights()]
     x = np.random.default_rng(0).uniform(0, 255, (8, 64, 64, 1)).astype(np.float32)
     y = {"emotion_prediction": np.eye(7)[np.arange(8) % 7], "pose_prediction": np.eye(5)[np.arange(8) % 5]}
     t.model.train_on_batch(x, y)
     assert any(not np.array_equal(a, b) for a, b in zip(t.model.get_weights(), before))
-    assert all(np.array_equal(a, b) for a, b in zip(t.snapshot.get_weights(), before))
+    assert all(np.array_equal(a, b) for a, b in zip(t.teacher.snapshot.get_weights(), before))
 
 
 def test_plateau_lowers_the_learning_rate_then_stops():

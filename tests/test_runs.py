@@ -32,8 +32,7 @@ def test_killed_run_resumes_from_its_last_finished_epoch(toy_root, tmp_path):
            f"--output_dir={out}", "--run_name=r"]
     run = out / "STL_general_train" / "r"
     proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
-    while time.time() < deadline and not ((run / "state.json").exists()
+    while proc.poll() is None and not ((run / "state.json").exists()
                                           and json.loads((run / "state.json").read_text())["epoch"] >= 1):
         time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)
@@ -43,7 +42,7 @@ def test_killed_run_resumes_from_its_last_finished_epoch(toy_root, tmp_path):
     done = state["epoch"]
     assert epochs(run)[:done + 1] == list(range(1, done + 2))
     resumed = subprocess.run([sys.executable, str(ROOT / "STL_general_train.py"), f"--resume={run}"], env=ENV,
-                             capture_output=True, text=True, timeout=300)
+                             capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"resumed after epoch {done + 1}" in resumed.stdout
     assert epochs(run) == [1, 2, 3, 4]
@@ -104,12 +103,16 @@ def test_multiworker_strategy_with_two_local_workers(toy_root, tmp_path):
     cluster = {"worker": [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]}
     args = [sys.executable, str(ROOT / "ALTERNATIVE_EP.py"), "--dataset_emotion=toy_emotion",
             "--dataset_pose=toy_pose", "--epoch=2", "--batch_size=32", "--model=mini_xception",
-            "--is_pesudo=True", "--is_pesudo_confidence=True", "--selection_threshold=0.5",
+            "--is_pesudo=True", "--is_pesudo_confidence=True", "--selection_threshold=0.5", "--teacher_margin=-1",
             "--distribute=multiworker", f"--data_dir={toy_root}", f"--output_dir={tmp_path}", "--run_name=mw"]
     procs = [subprocess.Popen(args, env={**ENV, "TF_CONFIG": json.dumps({"cluster": cluster,
                                                                           "task": {"type": "worker", "index": i}})},
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
-    outs = [p.communicate(timeout=400)[0] for p in procs]
+    try:  # no wall-clock limit (a loaded machine is slow); never leave a worker behind
+        outs = [p.communicate()[0] for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
     assert all(p.returncode == 0 for p in procs), outs[0][-1500:] + outs[1][-1500:]
     chief = tmp_path / "ALTERNATIVE_EP" / "mw"
     other = chief / "worker-worker-1"

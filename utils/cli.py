@@ -10,11 +10,14 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from models.registry import BACKBONES
+from utils.engine.config import RunConfig
 from utils.registries import WEIGHTINGS
+
+RUN_DEFAULTS = {f.name: f.default for f in fields(RunConfig)}  # the defaults live in RunConfig only
 
 DATASET_SLOTS = {  # flag -> tasks the dataset given to it labels
     "dataset_emotion": ("emotion",),
@@ -134,7 +137,10 @@ def build_parser(script: str) -> argparse.ArgumentParser:
                         "from (layers matched by name; default: pretrained for vggFace, else none)")
     g.add_argument("--vggface_weights", default=None, help="path of rcmalli_vggface_tf_notop_vgg16.h5")
     g.add_argument("--input_size", type=int, default=None, help="input side (default per model: 224/64/96)")
-    g.add_argument("--epoch", type=int, default=64)
+    g.add_argument("--epoch", type=int, default=64, help="outer epochs (an alternating epoch trains one dataset)")
+    g.add_argument("--rounds", type=int, default=None,
+                   help="equal budgets: train this many rounds, one pass over every dataset each, whatever the "
+                        "method (overrides --epoch)")
     g.add_argument("--batch_size", type=int, default=spec.defaults.get("batch_size", 32))
     g.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 1e-4 vggFace, else 1e-3)")
     g.add_argument("--num_worker", type=int, default=4, help="accepted for compatibility; tf.data autotunes")
@@ -149,8 +155,9 @@ def build_parser(script: str) -> argparse.ArgumentParser:
     _bool(g, "is_freezing", help="train the heads with a frozen backbone first")
     g.add_argument("--no_freezing_epoch", type=int, default=32, help="epoch at which the backbone is unfrozen")
     _bool(g, "cross_stitch", default=True, help="cross-stitch unit between task branches (dense heads)")
-    _bool(g, "bn_recalibration", default=True,
-          help="alternating runs: re-estimate BatchNorm statistics on all datasets after each epoch")
+    g.add_argument("--bn_stats", default=RUN_DEFAULTS["bn_stats"], choices=("per_dataset", "mixed", "moving"),
+                   help="alternating runs: BatchNorm statistics that evaluate / pseudo-label each dataset "
+                        "(utils/engine/batchnorm.py)")
     g.add_argument("--seed", type=int, default=1)
     g.add_argument("--resume", default=None, metavar="RUN_DIR",
                    help="continue an interrupted run from its last finished epoch (its own config is used)")
@@ -171,7 +178,7 @@ def build_parser(script: str) -> argparse.ArgumentParser:
                                    help=f"loss weight of {t}")
         g.add_argument("--weighting", default="fixed", choices=tuple(WEIGHTINGS),
                        help="loss-weighting strategy (utils/weighting.py): fixed = the *_loss_weights flags")
-        g.add_argument("--weighting_lr", type=float, default=0.025,
+        g.add_argument("--weighting_lr", type=float, default=RUN_DEFAULTS["weighting_lr"],
                        help="step size of the strategy's own parameters (uncertainty, GradNorm, FAMO)")
         _bool(g, "is_naive", help="no targets for the missing task (All-in-one / naive alternation)")
         _bool(g, "is_distilled", help="missing task = distilled soft labels softmax(z/T) (DML-LWF, Distilling)")
@@ -196,6 +203,9 @@ def build_parser(script: str) -> argparse.ArgumentParser:
         _bool(g, "plot_pseudo", help="write pseudo-label weight histograms and t-SNE plots to RUN/pseudo/")
         g.add_argument("--warmup_epochs", type=int, default=1,
                        help="joint zero-fill epochs before pseudo labels / alternation start (0 = reference EP)")
+        g.add_argument("--teacher_margin", type=float, default=RUN_DEFAULTS["teacher_margin"],
+                       help="a task's pseudo / distilled labels start once the teacher's validation balanced "
+                            "accuracy is this far above chance (negative: from the first epoch)")
         g = p.add_argument_group("manifold regularisers (SFSMR / SLRM)")
         _bool(g, "is_lnorm", help="l2,1 norm of the stacked task feature matrix")
         _bool(g, "is_trace_norm", help="trace norm of the stacked task feature matrix")
@@ -234,7 +244,7 @@ def normalise_argv(argv: list, parser: argparse.ArgumentParser) -> list:
     return out
 
 
-RESUMABLE = {"epoch", "patience", "early_stopping_patience", "data_dir", "cache_mb", "image_check",
+RESUMABLE = {"epoch", "rounds", "patience", "early_stopping_patience", "data_dir", "cache_mb", "image_check",
              "skip_bad_images"}  # flags a resumed run may change (recorded in its config.json)
 
 
@@ -317,7 +327,6 @@ def parse_command(script: str, argv: list | None = None):
 
 def parse_flags(script: str, argv: list | None = None):
     """``(RunConfig, resume run folder or None, destinations of the flags written on the line)``."""
-    from utils.engine import RunConfig
     from utils.pseudo_labels import PseudoConfig
     from utils.tasks import TASK_TYPE_CODES, canonical_name
 
@@ -345,7 +354,8 @@ def parse_flags(script: str, argv: list | None = None):
                 task = only
         datasets = [[canonical_name(a.dataset), [task]]]
         loss_weights, pseudo, regularization, warmup, plot_pseudo = {}, PseudoConfig(seed=a.seed), {}, 0, False
-        weighting, weighting_lr = "fixed", 0.025
+        weighting, weighting_lr, teacher_margin = (RUN_DEFAULTS[k] for k in ("weighting", "weighting_lr",
+                                                                             "teacher_margin"))
     else:
         datasets = [[canonical_name(getattr(a, slot)), list(DATASET_SLOTS[slot])]
                     for slot in (*spec.slots, *spec.optional_slots) if getattr(a, slot)]
@@ -367,25 +377,26 @@ def parse_flags(script: str, argv: list | None = None):
         if regularization:
             regularization["sigma"] = a.manifold_sigma
         warmup, plot_pseudo = a.warmup_epochs, a.plot_pseudo
-        weighting, weighting_lr = a.weighting, a.weighting_lr
+        weighting, weighting_lr, teacher_margin = a.weighting, a.weighting_lr, a.teacher_margin
     weights = a.weights or ("pretrained" if a.model == "vggFace" else "none")
     if a.vggface_weights:
         weights = a.vggface_weights
-    if a.epoch < 1 or a.batch_size < 1:
-        parser.error("--epoch and --batch_size must be positive")
+    if a.epoch < 1 or a.batch_size < 1 or (a.rounds is not None and a.rounds < 1):
+        parser.error("--epoch, --rounds and --batch_size must be positive")
     return RunConfig(
-        script=script, mode=spec.mode, datasets=datasets, model=a.model, epoch=a.epoch, batch_size=a.batch_size,
-        lr=a.lr, is_augmentation=a.is_augmentation, is_dropout=a.is_dropout, is_bn=a.is_bn,
+        script=script, mode=spec.mode, datasets=datasets, model=a.model, epoch=a.epoch, rounds=a.rounds,
+        batch_size=a.batch_size, lr=a.lr, is_augmentation=a.is_augmentation, is_dropout=a.is_dropout, is_bn=a.is_bn,
         weights_decay=a.weights_decay, is_freezing=a.is_freezing, no_freezing_epoch=a.no_freezing_epoch,
         loss_weights=loss_weights, pseudo=pseudo, warmup_epochs=warmup, regularization=regularization,
-        cross_stitch=a.cross_stitch, bn_recalibration=a.bn_recalibration, patience=a.patience,
+        cross_stitch=a.cross_stitch, bn_stats=a.bn_stats, patience=a.patience,
         early_stopping_patience=a.early_stopping_patience,
         monitor=a.monitor, n_splits=a.n_splits, fold=a.fold, val_fraction=a.val_fraction, seed=a.seed,
         data_dir=a.data_dir, output_dir=a.output_dir, run_name=a.run_name, weights=weights,
         input_size=a.input_size, limit=a.limit, cache_mb=a.cache_mb, image_check=a.image_check,
         skip_bad_images=a.skip_bad_images, weighting=weighting, weighting_lr=weighting_lr,
         distribute=a.distribute, mixed_precision=a.mixed_precision, jit=a.jit, age_kind=a.age_kind,
-        age_sigma=a.age_sigma, age_loss=a.age_loss, plot_pseudo=plot_pseudo), a.resume, given
+        age_sigma=a.age_sigma, age_loss=a.age_loss, plot_pseudo=plot_pseudo,
+        teacher_margin=teacher_margin), a.resume, given
 
 
 def ensure_toy_data(cfg) -> None:
@@ -407,8 +418,10 @@ def main(script: str, argv: list | None = None) -> int:
     from models import WeightsError
     from utils.datasets import DataError
     from utils.engine import config_from_run, train
+    from utils.logs import setup_logging
     from utils.run_dir import RunFolderError
 
+    setup_logging()
     try:
         if resume:
             if not (Path(resume) / "config.json").is_file():

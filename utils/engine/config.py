@@ -1,0 +1,157 @@
+"""A run's resolved configuration and its data: ``RunConfig``, the splits and the class vocabularies."""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from utils.datasets import DataError, Table, default_data_dir, load_table, split_indices
+from utils.pseudo_labels import PseudoConfig
+from utils.tasks import TASKS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunConfig:
+    """Resolved configuration of one training run (written to the run folder as config.json)."""
+
+    script: str
+    mode: str  # stl | joint | alternating
+    datasets: list  # [[name, [tasks...]], ...] in schedule order
+    model: str = "mini_xception"
+    epoch: int = 64
+    rounds: int | None = None  # equal budgets: one round = one pass over every dataset (overrides epoch)
+    batch_size: int = 32
+    lr: float | None = None
+    is_augmentation: bool = False
+    is_dropout: bool = False
+    is_bn: bool = False
+    weights_decay: float = 0.0
+    is_freezing: bool = False
+    no_freezing_epoch: int = 32
+    frozen_lr: float = 1e-3
+    loss_weights: dict = field(default_factory=dict)
+    pseudo: PseudoConfig = field(default_factory=PseudoConfig)
+    warmup_epochs: int = 0
+    teacher_margin: float = 0.1  # pseudo / distilled labels of a task start once the teacher beats chance by this
+    regularization: dict = field(default_factory=dict)
+    weighting: str = "fixed"  # loss-weighting strategy (utils/weighting.py)
+    weighting_lr: float = 0.025  # step size of the strategy's own parameters
+    cross_stitch: bool = True
+    bn_stats: str = "per_dataset"  # alternating runs: per_dataset | mixed | moving (engine/batchnorm.py)
+    cache_mb: int = 3072
+    plot_pseudo: bool = False  # weight histograms and t-SNE of pseudo labels per epoch
+    age_kind: str = "auto"  # auto | groups | years
+    age_sigma: float = 0.0  # years: Gaussian label smoothing around the true age
+    age_loss: str = "auto"  # auto | ce | l1 (expected-value L1; auto = l1 for ssrnet, else ce)
+    distribute: str = "none"  # none | mirrored | multiworker
+    mixed_precision: bool = False
+    jit: bool = False
+    patience: int = 5
+    early_stopping_patience: int | None = None
+    monitor: str = "val_loss"
+    n_splits: int = 5
+    fold: int = 0
+    val_fraction: float = 0.1
+    seed: int = 1
+    data_dir: str | None = None
+    output_dir: str = "runs"
+    run_name: str | None = None
+    weights: str = "none"
+    input_size: int | None = None
+    limit: int | None = None
+    image_check: str = "header"
+    skip_bad_images: bool = False
+    verbose: int = 2
+
+    @property
+    def tasks(self) -> list:
+        seen = {t for _, ts in self.datasets for t in ts}
+        return [t for t in TASKS if t in seen]
+
+    def resolved(self, input_size: int, lr: float, run_name: str) -> RunConfig:
+        """A resolved copy (the engine never writes into the configuration it was given)."""
+        return dataclasses.replace(copy.deepcopy(self), input_size=input_size, lr=lr, run_name=run_name,
+                                   data_dir=self.data_dir or str(default_data_dir()))
+
+    def method_tag(self) -> str:
+        """The method's name in run folders and in the report (one function for both)."""
+        if self.mode == "stl":
+            return "stl"
+        p = self.pseudo
+        tag = {"naive": "naive", "distilled": f"distilled-T{p.distill_t:g}"}.get(p.mode)
+        if tag is None:
+            tag = "pseudo-soft" if p.is_interpolation else f"pseudo-hard-q{p.selection_threshold:g}"
+            tag += "".join(s for s, on in (("-conf", p.is_pesudo_confidence), ("-dens", p.is_pesudo_density),
+                                           ("-dist", p.is_pesudo_distribution), ("-mrf", p.is_MRF),
+                                           ("-ltn", p.is_LTN)) if on)
+        if self.regularization:
+            tag += "-" + "-".join(k for k, v in self.regularization.items() if v and k != "sigma")
+        if self.weighting != "fixed":
+            tag += f"-w{self.weighting}"
+        return f"{self.mode}-{tag}"
+
+
+@dataclass
+class Split:
+    train: Table
+    valid: Table
+    test: Table
+    protocol: str = ""  # how the parts were made when it is not the obvious way (printed, in config.json)
+
+
+def load_splits(cfg: RunConfig) -> list:
+    """Load, validate and split every dataset of the run (fails before any model is built)."""
+    splits = []
+    for name, tasks in cfg.datasets:
+        table = load_table(name, cfg.data_dir, tasks, cfg.image_check, cfg.age_kind)
+        if cfg.limit:
+            table = table.subset(np.random.default_rng(cfg.seed).permutation(len(table))[:cfg.limit])
+        if cfg.skip_bad_images:
+            from utils.datasets import undecodable
+
+            bad = {p for p, _ in undecodable(table.paths)}
+            if bad:
+                log.warning("%s: dropped %d rows whose image TensorFlow cannot decode (e.g. %s)",
+                            name, len(bad), sorted(bad)[0])
+                table = table.subset(np.flatnonzero([p not in bad for p in table.paths]))
+        parts = split_indices(table, cfg.n_splits, cfg.fold, cfg.seed, cfg.val_fraction)
+        splits.append(Split(*(table.subset(parts[s]) for s in ("train", "valid", "test")),
+                            parts.get("protocol", "")))
+        if parts.get("protocol"):
+            log.warning("%s: %s", name, parts["protocol"])
+    return splits
+
+
+def class_counts(splits: list, cfg: RunConfig) -> tuple:
+    """Number of classes and class names per task (from the datasets that label it)."""
+    classes, names = {}, {}
+    for (name, tasks), sp in zip(cfg.datasets, splits):
+        for t in tasks:
+            vocab = sp.train.info.vocab[t]
+            if t in classes and classes[t] != len(vocab):
+                raise DataError(f"datasets disagree on the classes of '{t}': {len(vocab)} in '{name}' "
+                                f"vs {classes[t]}")
+            classes[t], names[t] = len(vocab), list(vocab)
+    return classes, names
+
+
+def load_config(run_dir: str) -> dict:
+    return json.loads((Path(run_dir) / "config.json").read_text())
+
+
+def config_from_run(run_dir: str) -> RunConfig:
+    """The RunConfig a run folder was started with (for ``--resume``); config.json round-trips."""
+    data = load_config(run_dir)
+    fields = {f.name for f in dataclasses.fields(RunConfig)}
+    kwargs = {k: v for k, v in data.items() if k in fields}
+    kwargs["pseudo"] = PseudoConfig(**data["pseudo"])
+    run = Path(run_dir).resolve()
+    kwargs["output_dir"], kwargs["script"], kwargs["run_name"] = str(run.parent.parent), run.parent.name, run.name
+    return RunConfig(**kwargs)

@@ -1,0 +1,146 @@
+"""The teacher: a frozen copy of the model that fills the tasks a dataset does not label.
+
+Before each epoch that needs them, the model is copied (own variables, so the epoch's updates do
+not move it) and its predictions on the unlabelled rows become distilled or pseudo targets
+(``utils.pseudo_labels``). A task's teacher is used only once it beats chance on that task's
+validation rows by ``--teacher_margin`` (balanced accuracy above 1/K; for ages in years, an MAE that
+much below predicting the training mean, as a fraction): copying a model at chance teaches
+noise (after one warm-up epoch on the synthetic preset, pose pseudo labels were 21 % right).
+Until then the task's missing rows stay masked, as in All-in-one.
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from utils.datasets import Table
+from utils.pseudo_labels import build_targets
+
+log = logging.getLogger(__name__)
+
+
+class Teacher:
+    def __init__(self, trainer):
+        self.t = trainer  # model, splits, classes, cfg, cache, spec, strategy: read-only here
+        self.snapshot = self.probe = self.bn = None
+        self.passed: dict = {}  # task -> epoch (1-based) at which its teacher passed the gate
+
+    # ------------------------------------------------------------------------------------ gate
+    def chance_gap(self, task: str, metrics: dict) -> float:
+        """How far the validation metrics are above chance (same scale as ``teacher_margin``)."""
+        if "mae" in metrics and self.t.mae_of_mean.get(task):
+            return 1.0 - metrics["mae"] / self.t.mae_of_mean[task]
+        return metrics["balanced_acc"] - 1.0 / self.t.classes[task]
+
+    def update_gate(self, val: dict, epoch: int) -> None:
+        """Open the gate of each task whose teacher now beats chance by the margin (it stays open)."""
+        if self.t.cfg.mode == "stl" or self.t.cfg.pseudo.mode == "naive":
+            return
+        for task, m in val.items():
+            gap = self.chance_gap(task, m)
+            if task not in self.passed and gap >= self.t.cfg.teacher_margin:
+                self.passed[task] = epoch + 1
+                log.info("  teacher for %s passes after epoch %d (%.3f above chance, margin %g): its labels "
+                         "fill the %s-less rows from now on", task, epoch + 1, gap, self.t.cfg.teacher_margin, task)
+
+    # -------------------------------------------------------------------------------- snapshot
+    def take_snapshot(self):
+        """A true copy of the current model (own variables), and its feature/logit probe."""
+        import keras
+
+        from models import feature_model
+        from utils.engine.batchnorm import BatchNormStats
+
+        if self.snapshot is None:
+            with self.t.strategy.scope():
+                self.snapshot = keras.models.clone_model(self.t.model)
+                self.probe = feature_model(self.snapshot, list(self.t.classes))
+            self.bn = BatchNormStats(self.snapshot)
+        self.snapshot.set_weights(self.t.model.get_weights())
+        return self.probe
+
+    def outputs(self, table: Table) -> dict:
+        """The snapshot's features, logits and probabilities on ``table`` (its dataset's BN statistics)."""
+        from utils.evaluation import predict
+        from utils.pipelines import image_dataset
+
+        stats = self.t.dataset_bn_stats(table)
+        if stats is not None and self.bn:
+            self.bn.set(stats)
+        ds = image_dataset(table.paths, max(self.t.cfg.batch_size, 64), self.t.spec.input_size,
+                           self.t.spec.channels, self.t.cache)
+        return predict(self.probe, ds, local=self.t.multiworker)
+
+    # ----------------------------------------------------------------------------------- fills
+    def fills_for(self, unlabelled: list, epoch: int) -> tuple:
+        """Targets for the tasks each table in ``unlabelled`` lacks.
+
+        Returns ``({(i, task): rows}, stats)`` where ``i`` indexes ``unlabelled``. Pseudo labels of a
+        task are computed over the union of the tables lacking it (so density and distribution see the
+        whole unlabelled set), from the snapshot's predictions.
+        """
+        cfg = self.t.cfg
+        p = cfg.pseudo
+        if p.mode == "naive" or epoch < cfg.warmup_epochs:
+            return {}, {}
+        tasks = [t for t in self.t.classes if any(t not in tb.labels for tb in unlabelled)]
+        stats = {f"teacher_{t}_on": int(t in self.passed) for t in tasks}
+        tasks = [t for t in tasks if t in self.passed]
+        if not tasks:
+            return {}, stats
+        self.take_snapshot()
+        memo = {}  # one forward pass per table, whatever the number of tasks that need it
+
+        def outputs(table):
+            if id(table) not in memo:
+                memo[id(table)] = self.outputs(table)
+            return memo[id(table)]
+
+        outs = [outputs(t) for t in unlabelled]
+        fills = {}
+        for task in tasks:
+            members = [i for i, t in enumerate(unlabelled) if task not in t.labels]
+            logits = np.concatenate([outs[i][f"{task}_logits"] for i in members])
+            probs = np.concatenate([outs[i][f"{task}_probs"] for i in members])
+            oracle = np.concatenate([unlabelled[i].oracle.get(task, np.full(len(unlabelled[i]), -1))
+                                     for i in members])
+            feat_u = feat_l = None
+            if p.needs_features:
+                feat_u = np.concatenate([outs[i][f"{task}_features"] for i in members])
+                labelled = [sp.train for sp in self.t.splits if task in sp.train.labels]
+                lab_out = [outputs(t) for t in labelled]
+                feat_l = np.concatenate([o[f"{task}_features"] for o in lab_out])
+                if p.is_LTN:
+                    probs = self.transfer_labels(task, labelled, lab_out, members, outs, feat_u)
+                    logits = np.log(np.clip(probs, 1e-8, 1.0))
+                if p.is_MRF:
+                    from utils.mrf import mean_field
+
+                    probs = mean_field(probs, feat_u)
+                    logits = np.log(np.clip(probs, 1e-8, 1.0))
+            result = build_targets(p, logits, probs, feat_u, feat_l, oracle)
+            if cfg.plot_pseudo:
+                from utils.pseudo_plots import plot_pseudo_labels
+
+                plot_pseudo_labels(self.t.run.path / "pseudo", epoch + 1, task, result, feat_u, oracle, cfg.seed)
+            start = 0
+            for i in members:
+                n = len(unlabelled[i])
+                fills[(i, task)] = result.targets[start:start + n]
+                start += n
+            stats.update({f"pseudo_{task}_{k}": v for k, v in result.stats.items()})
+        return fills, stats
+
+    def transfer_labels(self, task, labelled, lab_out, members, outs, feat_u) -> np.ndarray:
+        """LEL-LTN: the label transfer network's probabilities for ``task`` on the unlabelled rows."""
+        from utils.label_transfer import fit_and_transfer, transfer_inputs
+
+        classes = self.t.classes
+        others = [t for t in classes if t != task]
+        x_l = transfer_inputs([np.concatenate([o[f"{t}_probs"] for o in lab_out]) for t in others],
+                              np.concatenate([o[f"{task}_features"] for o in lab_out]))
+        y_l = np.concatenate([t.labels[task] for t in labelled])
+        x_u = transfer_inputs([np.concatenate([outs[i][f"{t}_probs"] for i in members]) for t in others], feat_u)
+        probs, _ = fit_and_transfer(x_l[y_l >= 0], y_l[y_l >= 0], x_u, classes[task], seed=self.t.cfg.seed)
+        return probs

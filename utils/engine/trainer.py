@@ -1,0 +1,403 @@
+"""The training loop: set up a run, train its epochs, evaluate, checkpoint, test the best weights."""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from utils.datasets import default_data_dir
+from utils.engine.batchnorm import BatchNormStats, pooled, sample_paths
+from utils.engine.checkpoints import restore_checkpoint, save_checkpoint
+from utils.engine.config import RunConfig, class_counts, load_splits
+from utils.engine.distribution import DistributedEpoch, make_strategy, run_folder
+from utils.engine.schedule import Budget, PlateauControl, Schedule
+from utils.engine.teacher import Teacher
+from utils.targets import smooth_years
+from utils.tasks import flip_permutations
+
+log = logging.getLogger(__name__)
+
+BN_SAMPLE = 1024  # training images per dataset for BatchNorm statistics (engine/batchnorm.py)
+
+
+class Trainer:
+    """Runs one configuration end to end (see ``utils/engine/__init__.py``)."""
+
+    checkpoint = save_checkpoint  # (epoch, row, is_best, stop): engine/checkpoints.py
+
+    def __init__(self, cfg: RunConfig):
+        self.given = cfg  # never written to; ``self.cfg`` is the resolved copy
+        self.cfg = cfg
+
+    # ----------------------------------------------------------------------------------------- setup
+    def setup(self, resume: bool = False) -> None:
+        import keras
+
+        from models import ModelSpec, build_net
+        from utils.run_dir import RunDir, claim_run_folder
+
+        given = self.given
+        keras.utils.set_random_seed(given.seed)
+        # the policy is process-wide: set it either way so that runs in one process do not leak into each other
+        keras.mixed_precision.set_global_policy("mixed_float16" if given.mixed_precision else "float32")
+        self.strategy = make_strategy(given.distribute)
+        self.multiworker = given.distribute == "multiworker"
+        cfg = dataclasses.replace(copy.deepcopy(given), data_dir=given.data_dir or str(default_data_dir()))
+        self.splits = load_splits(cfg)
+        self.classes, self.class_names = class_counts(self.splits, cfg)
+        self.flip_perms = flip_permutations(self.class_names)
+        self.spec = ModelSpec(cfg.model, self.classes, cfg.input_size, cfg.is_dropout, cfg.is_bn,
+                              cfg.weights_decay, cfg.cross_stitch, cfg.weights, cfg.regularization)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        cfg = dataclasses.replace(
+            cfg, input_size=self.spec.input_size,
+            lr=cfg.lr if cfg.lr is not None else (1e-4 if self.spec.backbone == "vggFace" else 1e-3),
+            run_name=cfg.run_name or (f"{'-'.join(n for n, _ in cfg.datasets)}-{self.spec.backbone}-"
+                                      f"{cfg.method_tag()}-{stamp}"))
+        self.schedule = Schedule(cfg.mode, len(self.splits), cfg.warmup_epochs, cfg.epoch, cfg.rounds)
+        self.budget = Budget(list(self.classes), cfg.batch_size)
+        with self.strategy.scope():
+            self.model = build_net(self.spec)
+        if cfg.distribute != "none":  # replicas share BatchNorm batch statistics (and so moving averages)
+            for layer in BatchNormStats(self.model).layers:
+                layer.synchronized = True
+        self.bn = BatchNormStats(self.model)
+        self.bn_dataset = None  # per-dataset BatchNorm statistics, when in use
+        self.teacher = Teacher(self)
+        self.distributed_epoch = DistributedEpoch(self)
+        self.cache = self.build_cache(cfg)
+        self.mae_of_mean = self.validation_mae_of_mean()
+        folder = run_folder(cfg, self.strategy)
+        if not resume and not self.multiworker:  # never reuse a run folder (workers share theirs by design)
+            folder = claim_run_folder(folder)
+            cfg = dataclasses.replace(cfg, run_name=folder.name)
+        self.cfg = cfg
+        self.run = RunDir(folder)
+        if not resume:
+            self.write_config(stamp)
+        self.plateau = PlateauControl(cfg.patience, cfg.early_stopping_patience or 2 * cfg.patience,
+                                      "min" if cfg.monitor == "val_loss" else "max")
+        self.frozen = None
+        self.lr = cfg.lr
+
+    def write_config(self, stamp: str) -> None:
+        cfg = self.cfg
+        self.run.write_json("config.json", {
+            **dataclasses.asdict(cfg), "tasks": cfg.tasks, "classes": self.classes, "epochs": self.schedule.epochs,
+            "class_names": self.class_names, "model_spec": dataclasses.asdict(self.spec),
+            "split_sizes": {n: {s: len(getattr(sp, s)) for s in ("train", "valid", "test")}
+                            for (n, _), sp in zip(cfg.datasets, self.splits)},
+            "split_protocol": {n: sp.protocol for (n, _), sp in zip(cfg.datasets, self.splits) if sp.protocol},
+            "started": stamp})
+
+    def build_cache(self, cfg: RunConfig):
+        """Decode every image of the run once into memory when it fits in ``cache_mb``."""
+        from utils.pipelines import ImageCache
+
+        paths = {p for sp in self.splits for part in (sp.train, sp.valid, sp.test) for p in part.paths}
+        need = ImageCache.nbytes(len(paths), self.spec.input_size, self.spec.channels)
+        if need > cfg.cache_mb * 2**20:
+            log.info("image cache off: %.0f MB needed, --cache_mb=%d", need / 2**20, cfg.cache_mb)
+            return None
+        t0 = time.time()
+        cache = ImageCache(list(paths), self.spec.input_size, self.spec.channels)
+        log.info("image cache: %d images, %.0f MB, decoded in %.1fs", len(paths), need / 2**20, time.time() - t0)
+        return cache
+
+    def validation_mae_of_mean(self) -> dict:
+        """Per age-in-years task: validation MAE of always predicting the training mean (chance level)."""
+        out = {}
+        for t, k in self.classes.items():
+            if k == 101:
+                train = np.concatenate([sp.train.labels[t] for sp in self.splits if t in sp.train.labels])
+                val = np.concatenate([sp.valid.labels[t] for sp in self.splits if t in sp.valid.labels])
+                train, val = train[train >= 0], val[val >= 0]
+                if len(train) and len(val):
+                    out[t] = float(np.abs(val - train.mean()).mean())
+        return out
+
+    def compile(self, lr: float) -> None:
+        import keras
+
+        from utils.losses import MaskedAccuracy
+
+        keys = [f"{t}_prediction" for t in self.classes]
+        with self.strategy.scope():
+            self.model.compile(
+                optimizer=keras.optimizers.Adam(lr),
+                loss={f"{t}_prediction": self.task_loss(t) for t in self.classes},
+                loss_weights={f"{t}_prediction": float(self.cfg.loss_weights.get(t, 1.0)) for t in self.classes},
+                metrics={k: [MaskedAccuracy(name="acc")] for k in keys},
+                jit_compile=bool(self.cfg.jit))
+        if self.cfg.weighting != "fixed":
+            self.install_weighting()
+
+    def install_weighting(self) -> None:
+        """Let the ``--weighting`` strategy drive the training step (utils/weighted_step.py)."""
+        from models import trunk_layers
+        from utils import weighted_step
+        from utils.weighting import make_weighting
+
+        tasks = list(self.classes)
+        if getattr(self, "weighting", None) is None:
+            self.weighting = make_weighting(self.cfg.weighting, tasks,
+                                            [float(self.cfg.loss_weights.get(t, 1.0)) for t in tasks],
+                                            self.cfg.weighting_lr)
+        shared = [v for layer in trunk_layers(self.model, tasks) for v in layer.trainable_weights]
+        kernels = [v.path for v in shared if v.path.endswith("kernel")]
+        weighted_step.install(self.model, self.weighting, {f"{t}_prediction": self.task_loss(t) for t in tasks},
+                              {v.path for v in shared}, kernels[-1] if kernels else None)
+
+    def task_loss(self, task: str):
+        """Masked CE, or the expected-value L1 for SSR-Net's regression heads / ``--age_loss l1``."""
+        from utils.losses import LOSSES
+
+        if self.spec.backbone == "ssrnet":
+            return LOSSES["l1"]
+        if task == "age" and self.classes[task] == 101 and self.cfg.age_loss == "l1":
+            return LOSSES["l1"]
+        return LOSSES["ce"]
+
+    def set_frozen(self, frozen: bool) -> None:
+        """Freeze or unfreeze the backbone (two-stage schedule of ``--is_freezing``), then recompile."""
+        from models import trunk_layers
+
+        if frozen == self.frozen:
+            return
+        for layer in trunk_layers(self.model, self.classes):
+            layer.trainable = not frozen
+        self.frozen = frozen
+        self.lr = self.cfg.frozen_lr if frozen else self.cfg.lr
+        self.compile(self.lr)
+
+    # ------------------------------------------------------------------------------ epoch data
+    def trained_tables(self, epoch: int) -> list:
+        phase = self.schedule.phase(epoch)
+        return [sp.train for sp in self.splits] if phase == "joint" else [self.splits[phase].train]
+
+    def epoch_data(self, epoch: int):
+        """(paths, targets, stats, phase name) for one epoch."""
+        from utils.pipelines import alternating_arrays, joint_arrays, stl_arrays
+
+        ph = self.schedule.phase(epoch)
+        trains = [sp.train for sp in self.splits]
+        if self.cfg.mode == "stl":
+            paths, targets = stl_arrays(trains[0], self.classes)
+            stats, name = {}, trains[0].name
+        elif ph == "joint":
+            fills, stats = self.teacher.fills_for(trains, epoch)
+            (paths, targets), name = joint_arrays(trains, self.classes, fills), "joint"
+        else:
+            fills, stats = self.teacher.fills_for([trains[ph]], epoch)
+            task_fills = {t: rows for (_, t), rows in fills.items()}
+            (paths, targets), name = alternating_arrays(trains[ph], self.classes, task_fills), trains[ph].name
+        if self.cfg.age_sigma > 0 and self.classes.get("age") == 101:
+            targets["age"] = smooth_years(targets["age"], self.cfg.age_sigma)
+        return paths, targets, stats, name
+
+    # ------------------------------------------------------------------------------- BatchNorm
+    def update_bn_stats(self, epoch: int) -> None:
+        """After an alternating epoch: estimate each dataset's statistics; the model keeps their mix."""
+        from utils.pipelines import image_dataset
+
+        if not self.bn or self.cfg.bn_stats == "moving" or self.schedule.phase(epoch) == "joint":
+            self.bn_dataset = None
+            return
+        per = [self.bn.estimate(image_dataset(sample_paths(sp.train.paths, BN_SAMPLE, self.cfg.seed),
+                                              self.cfg.batch_size, self.spec.input_size, self.spec.channels,
+                                              self.cache)) for sp in self.splits]
+        self.bn.set(pooled(per))
+        self.bn_dataset = per if self.cfg.bn_stats == "per_dataset" else None
+
+    def dataset_bn_stats(self, table):
+        """The BatchNorm statistics to normalise ``table`` with, or None for the model's own."""
+        if self.bn_dataset is None:
+            return None
+        for sp, stats in zip(self.splits, self.bn_dataset):
+            if sp.train.name == table.name:
+                return stats
+        return None
+
+    # ------------------------------------------------------------------------------ evaluation
+    def evaluate(self, part: str) -> dict:
+        from utils.evaluation import predict_table, task_metrics
+        from utils.losses import LOSSES
+
+        tables = [getattr(sp, part) for sp in self.splits]
+        own = self.bn.get() if self.bn_dataset is not None else None
+        preds = []
+        for table in tables:
+            stats = self.dataset_bn_stats(table)
+            if stats is not None:
+                self.bn.set(stats)
+            preds.append(predict_table(self.model, table, max(self.cfg.batch_size, 64), self.spec.input_size,
+                                       self.spec.channels, self.cache, local=self.multiworker))
+        if own is not None:
+            self.bn.set(own)
+        metrics = {t: task_metrics(tables, preds, t, c) for t, c in self.classes.items()}
+        metrics = {t: m for t, m in metrics.items() if m is not None}
+        for t, m in metrics.items():  # validation loss = the loss the task is trained with
+            if self.task_loss(t) is LOSSES["l1"]:
+                m["loss"] = m["expectation_l1"]
+        return metrics
+
+    def monitored(self, val: dict) -> float:
+        if self.cfg.monitor == "val_loss":
+            return sum(self.cfg.loss_weights.get(t, 1.0) * m["loss"] for t, m in val.items())
+        return float(np.mean([m["acc"] for m in val.values()]))
+
+    # ------------------------------------------------------------------------------------ loop
+    def fit(self, resume: bool = False) -> dict:
+        import tensorflow as tf
+
+        self.setup(resume)
+        cfg = self.cfg
+        gpus = tf.config.list_physical_devices("GPU")
+        log.info("device: %s", f"{len(gpus)} GPU(s)" if gpus else "CPU (no GPU visible to TensorFlow)")
+        log.info("run folder: %s", self.run.path.resolve())
+        log.info("tasks: %s  datasets: %s", self.classes, ", ".join(
+            f"{sp.train.name} (train {len(sp.train)}, valid {len(sp.valid)}, test {len(sp.test)})"
+            for sp in self.splits))
+        if cfg.rounds is not None:
+            log.info("budget: %d rounds (one pass over every dataset each) = %d epochs", cfg.rounds,
+                     self.schedule.epochs)
+        start = restore_checkpoint(self) if resume else 0
+        if not resume:
+            self.set_frozen(bool(cfg.is_freezing))
+        for epoch in range(start, self.schedule.epochs):
+            if self.run_epoch(epoch):
+                break
+        return self.finish()
+
+    def run_epoch(self, epoch: int) -> bool:
+        """Train, evaluate and checkpoint one epoch; returns True when early stopping ends the run."""
+        import keras
+        import tensorflow as tf
+
+        from utils.pipelines import make_dataset, raise_undecodable
+
+        cfg, t0 = self.cfg, time.time()
+        keras.utils.set_random_seed(cfg.seed * 1000 + epoch)  # same dropout / sampling after a resume
+        if cfg.is_freezing and epoch == cfg.no_freezing_epoch:
+            self.set_frozen(False)
+        paths, targets, stats, phase = self.epoch_data(epoch)
+        timing = {"seconds_targets": time.time() - t0}
+        t1 = time.time()
+        if self.multiworker:
+            hist = self.distributed_epoch(paths, targets, epoch)
+        else:
+            ds = make_dataset(paths, targets, cfg.batch_size, self.spec.input_size, self.spec.channels,
+                              shuffle=True, seed=cfg.seed, augment=cfg.is_augmentation, repeat_epoch=epoch,
+                              cache=self.cache, flip_perms=self.flip_perms)
+            try:
+                hist = self.model.fit(ds, epochs=epoch + 1, initial_epoch=epoch, shuffle=False,
+                                      verbose=1 if sys.stdout.isatty() else 0,
+                                      callbacks=[keras.callbacks.TerminateOnNaN()]).history
+            except tf.errors.InvalidArgumentError:
+                if self.cache is not None:
+                    raise
+                raise_undecodable(paths)
+        check_finite(hist, epoch, phase, self.run.path)
+        timing["seconds_fit"], t1 = time.time() - t1, time.time()
+        if cfg.mode == "alternating":
+            self.update_bn_stats(epoch)
+        timing["seconds_bn"], t1 = time.time() - t1, time.time()
+        val = self.evaluate("valid")
+        value = self.monitored(val)
+        check_finite({"validation loss": [value]}, epoch, phase, self.run.path)
+        decide = self.schedule.round_end(epoch)
+        is_best, new_lr, stop = self.plateau.step(value, self.lr) if decide else (False, self.lr, False)
+        self.teacher.update_gate(val, epoch)
+        row = {"epoch": epoch + 1, "phase": phase, "rounds": round(self.schedule.rounds_done(epoch), 3),
+               "lr": self.lr, "frozen": int(bool(self.frozen)), "seconds": 0.0,
+               **{f"train_{k}": float(v[-1]) for k, v in hist.items()}, **stats, cfg.monitor: value,
+               **self.budget.add(len(paths), self.trained_tables(epoch))}
+        if getattr(self, "weighting", None) is not None:
+            self.weighting.epoch_end({t: float(hist[f"{t}_prediction_loss"][-1]) for t in self.classes
+                                      if f"{t}_prediction_loss" in hist})
+            row.update({f"weighting_{k}": v for k, v in self.weighting.state().items()})
+        for t, m in val.items():
+            row[f"val_{t}_acc"], row[f"val_{t}_bacc"], row[f"val_{t}_loss"] = m["acc"], m["balanced_acc"], m["loss"]
+            if "mae" in m:
+                row[f"val_{t}_mae"], row[f"val_{t}_cs5"] = m["mae"], m["cs5"]
+            self.run.write_confusion(f"epoch_{epoch + 1:03d}_{t}", m["confusion"],
+                                     m.get("confusion_names", self.class_names[t]), f"epoch {epoch + 1} {t} (valid)")
+        timing["seconds_eval"] = time.time() - t1
+        row.update({k: round(v, 2) for k, v in timing.items()})
+        row["seconds"] = round(time.time() - t0, 2)
+        log.info("epoch %d/%d [%s] %s %s=%.4f%s%s (%.1fs)", epoch + 1, self.schedule.epochs, phase,
+                 " ".join(f"val_{t}_acc={m['acc']:.4f}" + (f" val_{t}_mae={m['mae']:.2f}" if "mae" in m else "")
+                          for t, m in val.items()), cfg.monitor, value,
+                 "".join(f" {k}={v:.3f}" for k, v in stats.items() if isinstance(v, float)),
+                 " *" if is_best else "", row["seconds"])
+        if new_lr != self.lr:
+            log.info("  learning rate %.2e -> %.2e (no improvement for %d %s)", self.lr, new_lr, cfg.patience,
+                     "rounds" if cfg.mode == "alternating" else "epochs")
+            self.lr = new_lr
+            self.model.optimizer.learning_rate.assign(new_lr)
+        self.checkpoint(epoch, row, is_best, stop)
+        if stop:
+            log.info("  early stopping after epoch %d: no improvement for %d %s", epoch + 1,
+                     self.plateau.stop_patience, "rounds" if cfg.mode == "alternating" else "epochs")
+        return stop
+
+    def finish(self) -> dict:
+        from models import load_model
+        from utils.pipelines import image_dataset
+
+        best = self.run.path / "best.keras"
+        if best.exists():
+            self.model.set_weights(load_model(best).get_weights())
+        if self.cfg.mode == "alternating" and self.bn and self.cfg.bn_stats == "per_dataset" and any(
+                self.schedule.phase(e) != "joint" for e in range(self.schedule.epochs)):
+            self.bn_dataset = [self.bn.estimate(image_dataset(
+                sample_paths(sp.train.paths, BN_SAMPLE, self.cfg.seed), self.cfg.batch_size, self.spec.input_size,
+                self.spec.channels, self.cache)) for sp in self.splits]
+        test = self.evaluate("test")
+        for t, m in test.items():
+            self.run.write_confusion(f"test_{t}", m["confusion"], m.get("confusion_names", self.class_names[t]),
+                                     f"test {t} (best weights)")
+        for t, m in test.items():
+            if "mae" in m:  # reference point: always predicting the training-set mean age
+                train = np.concatenate([sp.train.labels[t] for sp in self.splits if t in sp.train.labels])
+                truth = np.concatenate([sp.test.labels[t] for sp in self.splits if t in sp.test.labels])
+                m["mae_train_mean"] = float(np.abs(truth[truth >= 0] - train[train >= 0].mean()).mean())
+        result = {t: {"acc": m["acc"], "balanced_acc": m["balanced_acc"], "loss": m["loss"], "n": m["n"],
+                      "per_class_acc": dict(zip(self.class_names[t], m["per_class_acc"])),
+                      **({k: m[k] for k in ("mae", "cs5", "mae_train_mean") if k in m})}
+                  for t, m in test.items()}
+        self.run.write_json("test_metrics.json", {"run": str(self.run.path), "test": result,
+                                                  "budget": self.budget.counts})
+        log.info("test (best weights): " + " ".join(
+            f"{t}_acc={m['acc']:.4f}" + (f" {t}_mae={m['mae']:.2f} {t}_cs5={m['cs5']:.3f} (mae of the train "
+                                         f"mean: {m['mae_train_mean']:.2f})" if "mae" in m else "")
+            for t, m in test.items()))
+        for t, m in test.items():
+            if "mae" not in m:
+                log.info("  %s: %s", t, ", ".join(f"{n}={a:.2f}" for n, a in zip(self.class_names[t],
+                                                                                  m["per_class_acc"])
+                                                 if not math.isnan(a)))
+        return {"run_dir": str(self.run.path), "test": result}
+
+
+def check_finite(history: dict, epoch: int, phase: str, run_path: Path) -> None:
+    """Stop on a NaN/inf loss, naming the epoch and the task; last.keras keeps the last good weights."""
+    bad = [k for k, v in history.items() if v and not math.isfinite(float(v[-1]))]
+    if bad:
+        tasks = sorted(k.removesuffix("_prediction_loss") for k in bad if k.endswith("_prediction_loss"))
+        what = f"{', '.join(tasks)} loss" if tasks else ", ".join(bad)
+        last = run_path / "last.keras"
+        where = (f"the last good weights are in {last}" if last.exists()
+                 else "no epoch had finished, so no weights were saved")
+        raise FloatingPointError(f"epoch {epoch + 1} ({phase}): non-finite {what}; stopped; {where}")
+
+
+def train(cfg: RunConfig, resume: bool = False) -> dict:
+    """Train one configuration (or continue it from its run folder); returns the run folder and test metrics."""
+    return Trainer(cfg).fit(resume)
