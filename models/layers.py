@@ -66,32 +66,65 @@ class CrossStitch(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(PACKAGE)
 class FeatureRegularization(keras.layers.Layer):
-    """Identity on the task predictions that adds the SFSMR / SLRM penalties to the model's losses.
+    """Identity on the task predictions that adds SLRM's graph-Laplacian term to the model's losses.
 
-    Inputs: ``[F_1..F_T, P_1..P_T]`` (per-task batch feature matrices, then predictions). Penalties
-    (each a weight; 0 disables it), all differentiable and computed in-graph on the training batch:
-    ``l21`` = ||[F_1..F_T]||_{2,1} over feature columns (shared feature selection), ``trace`` =
-    nuclear norm of the stacked multi-task feature matrix [F_1..F_T] (cross-task low rank),
-    ``nuclear`` = sum of the per-task nuclear norms, ``laplacian`` = sum_t tr(P_t^T L_t P_t) / B
-    with an RBF affinity over L2-normalised F_t. Norms are divided by the batch size.
+    Inputs: ``[F_1..F_T, P_1..P_T]`` (per-task batch features, then predictions); the penalty
+    ``laplacian`` x sum_t tr(P_t^T L_t P_t) / B, with an RBF affinity over L2-normalised F_t, is
+    computed in-graph on the training batch. (The matrix norms act on the head weights instead:
+    ``models.regularizers.TaskWeightPenalty``.) Older saved models may carry l21 / trace / nuclear
+    arguments: they are accepted and ignored.
     """
 
-    def __init__(self, l21=0.0, trace=0.0, nuclear=0.0, laplacian=0.0, sigma=0.5, **kwargs):
+    def __init__(self, laplacian=0.0, sigma=0.5, l21=0.0, trace=0.0, nuclear=0.0, **kwargs):
         super().__init__(**kwargs)
-        self.l21, self.trace, self.nuclear = float(l21), float(trace), float(nuclear)
         self.laplacian, self.sigma = float(laplacian), float(sigma)
 
     def call(self, inputs, training=None):
         n = len(inputs) // 2
         feats, preds = inputs[:n], inputs[n:]
         if training:
-            self.add_loss(regularizers.feature_penalty(feats, preds, self.l21, self.trace,
-                                                       self.nuclear, self.laplacian, self.sigma))
+            self.add_loss(regularizers.laplacian_penalty(feats, preds, self.laplacian, self.sigma))
         return list(preds)
 
     def compute_output_shape(self, input_shapes):
         return [tuple(s) for s in input_shapes[len(input_shapes) // 2:]]
 
     def get_config(self):
-        return {**super().get_config(), "l21": self.l21, "trace": self.trace, "nuclear": self.nuclear,
-                "laplacian": self.laplacian, "sigma": self.sigma}
+        return {**super().get_config(), "laplacian": self.laplacian, "sigma": self.sigma}
+
+
+@keras.saving.register_keras_serializable(PACKAGE)
+class LabelEmbedding(keras.layers.Layer):
+    """Label Embedding Layer of LEL-LTN (Augenstein, Ruder and Sogaard, NAACL 2018, sec. 2.1).
+
+    Every label of every task has a vector in one shared space: a matrix ``L`` with one row per
+    label (sum of the tasks' class counts) and ``dim`` columns. Task ``t``'s logits are the scores of
+    its head's ``dim``-vector against its own labels' rows, ``z_t = h_t L_t^T``; similar labels of
+    different tasks can end up near each other. Inputs: the heads' vectors ``[h_1..h_T]``. Outputs:
+    ``[z_1..z_T, e_1..e_T]`` where ``e_t = softmax(z_t) L_t`` is the task's expected label embedding
+    (sec. 2.3, the label transfer network's input; its probabilities are not trained through it).
+    """
+
+    def __init__(self, classes: list, dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self.classes, self.dim = [int(c) for c in classes], int(dim)
+
+    def build(self, input_shapes):
+        self.table = self.add_weight(name="label_embeddings", shape=(sum(self.classes), self.dim),
+                                     initializer="glorot_uniform", trainable=True)
+
+    def call(self, inputs):
+        logits, expected, start = [], [], 0
+        for h, k in zip(inputs, self.classes):
+            rows = self.table[start:start + k]
+            start += k
+            z = ops.matmul(h, ops.transpose(rows))
+            logits.append(z)
+            expected.append(ops.matmul(ops.stop_gradient(ops.softmax(z, axis=-1)), rows))
+        return logits + expected
+
+    def compute_output_shape(self, input_shapes):
+        return [(s[0], k) for s, k in zip(input_shapes, self.classes)] + [(s[0], self.dim) for s in input_shapes]
+
+    def get_config(self):
+        return {**super().get_config(), "classes": self.classes, "dim": self.dim}

@@ -1,4 +1,4 @@
-"""One builder for every network: a backbone plus one named head per task (REFERENCE_SPEC 3).
+"""One builder for every network: a backbone plus one named head per task (one shared trunk, task-specific heads).
 
 Layer names every model shares, used by the pseudo-label code, the demos and the tests:
 ``preprocess``; per task ``<task>_fc`` (features), ``<task>`` (logits), ``<task>_prediction``
@@ -8,16 +8,20 @@ Model outputs are a dict keyed ``<task>_prediction``. Inputs are float RGB (or g
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import keras
 
-from models.layers import CrossStitch, FeatureRegularization, Preprocess
+from models.layers import CrossStitch, FeatureRegularization, LabelEmbedding, Preprocess
 from models.mini_xception import FEATURE_LAYER, load_published_weights
 from models.registry import BACKBONES, WeightsError, canonical_backbone, trunk_function
+from models.regularizers import TaskWeightPenalty
 from models.ssrnet import FEATURE_LAYER as SSR_FEATURE_LAYER
 from models.ssrnet import ssrnet_heads
 from models.vggface import load_weights_by_name, resolve_weights
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -32,7 +36,8 @@ class ModelSpec:
     weight_decay: float = 0.0
     cross_stitch: bool = True
     weights: str = "none"  # none | pretrained | path to a weights file
-    feature_regularization: dict = field(default_factory=dict)  # FeatureRegularization kwargs
+    feature_regularization: dict = field(default_factory=dict)  # l21 / trace / nuclear / laplacian / sigma
+    label_embedding: int = 0  # LEL-LTN: width of the shared label space (0 = plain softmax heads)
 
     def __post_init__(self):
         self.backbone = canonical_backbone(self.backbone)
@@ -53,19 +58,27 @@ def build_net(spec: ModelSpec) -> keras.Model:
     reg = keras.regularizers.L2(spec.weight_decay) if spec.weight_decay else None
     L = keras.layers
     tasks = list(spec.tasks)
+    fr = spec.feature_regularization
+    norms = {k: fr.get(k, 0.0) for k in ("l21", "trace", "nuclear")}
+    laplacian = fr.get("laplacian", 0.0)
+    # the task heads' kernels: the first carries the SFSMR / SLRM norms of all of them
+    penalty = TaskWeightPenalty(**norms, l2=spec.weight_decay) if any(norms.values()) else None
+    head_reg = {t: (penalty if i == 0 and penalty else reg) for i, t in enumerate(tasks)}
+    lel = spec.label_embedding
+    width = {t: lel or spec.tasks[t] for t in tasks}  # what each head's last layer produces
     feats, logits = [], []
     if kind == "ssr":
         by_task = ssrnet_heads(x, spec.tasks)
         logits = [by_task[t] for t in tasks]
-        if spec.feature_regularization:
-            raise ValueError("the manifold regularisers need task features; use another --model than ssrnet")
+        if fr:
+            raise ValueError("the manifold regularisers need task heads; use another --model than ssrnet")
     elif kind == "conv":
         trunk = trunk_function(spec.backbone)(x, spec)
-        pooled = L.GlobalAveragePooling2D(name="trunk_pool")(trunk) if spec.feature_regularization else None
+        pooled = L.GlobalAveragePooling2D(name="trunk_pool")(trunk) if laplacian else None
         for t in tasks:
             h = L.Dropout(0.5, name=f"{t}_dropout")(trunk) if spec.dropout else trunk
-            h = L.Conv2D(spec.tasks[t], 3, padding="same", kernel_regularizer=reg, name=f"{t}_conv")(h)
-            logits.append(L.GlobalAveragePooling2D(name=t)(h))
+            h = L.Conv2D(width[t], 3, padding="same", kernel_regularizer=head_reg[t], name=f"{t}_conv")(h)
+            logits.append(L.GlobalAveragePooling2D(name=f"{t}_proj" if lel else t)(h))
             feats.append(pooled)
     else:
         x = trunk_function(spec.backbone)(x, spec)
@@ -78,7 +91,7 @@ def build_net(spec: ModelSpec) -> keras.Model:
             x = L.Dropout(0.5, name="common_dropout")(x)
         branches = []
         for t in tasks:
-            h = L.Dense(128, kernel_regularizer=reg, name=f"{t}_fc")(x)
+            h = L.Dense(128, kernel_regularizer=head_reg[t], name=f"{t}_fc")(x)
             if spec.bn:
                 h = L.BatchNormalization(name=f"{t}_bn")(h)
             branches.append(L.Activation("relu", name=f"{t}_relu")(h))
@@ -88,14 +101,31 @@ def build_net(spec: ModelSpec) -> keras.Model:
         for t, h in zip(tasks, branches):
             if spec.dropout:
                 h = L.Dropout(0.5, name=f"{t}_dropout")(h)
-            logits.append(L.Dense(spec.tasks[t], kernel_regularizer=reg, name=t)(h))
+            logits.append(L.Dense(width[t], kernel_regularizer=reg, name=f"{t}_proj" if lel else t)(h))
+    ltn = {}
+    if lel:
+        if kind == "ssr":
+            raise ValueError("LEL-LTN needs classification heads; use another --model than ssrnet")
+        out = LabelEmbedding([spec.tasks[t] for t in tasks], lel, name="label_embedding")(logits)
+        logits = [L.Activation("linear", name=t)(z) for t, z in zip(tasks, out[:len(tasks)])]
+        expected = dict(zip(tasks, out[len(tasks):]))
+        for t in tasks:  # label transfer network: the other tasks' expected label embeddings -> task t
+            others = [expected[u] for u in tasks if u != t]
+            if not others:
+                continue
+            z = L.Concatenate(name=f"{t}_ltn_input")(others) if len(others) > 1 else others[0]
+            z = L.Dense(64, activation="relu", name=f"{t}_ltn_hidden")(z)
+            ltn[f"{t}_ltn_prediction"] = L.Activation("softmax", dtype="float32", name=f"{t}_ltn_prediction")(
+                L.Dense(spec.tasks[t], name=f"{t}_ltn")(z))
     # float32 outputs and penalties keep mixed-precision training numerically safe
     preds = [L.Activation("softmax", dtype="float32", name=f"{t}_prediction")(z) for t, z in zip(tasks, logits)]
-    if spec.feature_regularization:
-        preds = FeatureRegularization(**spec.feature_regularization, dtype="float32",
+    if laplacian:
+        preds = FeatureRegularization(laplacian, fr.get("sigma", 0.5), dtype="float32",
                                       name="feature_regularization")(feats + preds)
-    model = keras.Model(inp, {f"{t}_prediction": p for t, p in zip(tasks, preds)},
+    model = keras.Model(inp, {**{f"{t}_prediction": p for t, p in zip(tasks, preds)}, **ltn},
                         name=f"{'-'.join(tasks)}_{spec.backbone}")
+    if penalty is not None:
+        penalty.attach([model.get_layer(f"{t}_{'conv' if kind == 'conv' else 'fc'}").kernel for t in tasks])
     _load_pretrained(model, spec)
     return model
 
@@ -140,7 +170,8 @@ def load_matching_weights(model: keras.Model, path: str) -> int:
             copied += 1
     if not copied:
         raise WeightsError(f"{path}: no layer of it fits this model (another backbone or input size?)")
-    print(f"note: started from {path}: {copied} of {sum(1 for la in model.layers if la.weights)} layers with weights")
+    log.warning("started from %s: %d of %d layers with weights", path, copied,
+                sum(1 for la in model.layers if la.weights))
     return copied
 
 
@@ -157,11 +188,13 @@ def feature_model(model: keras.Model, tasks) -> keras.Model:
         outputs[f"{t}_features"] = feat
         outputs[f"{t}_logits"] = model.get_layer(t).output
         outputs[f"{t}_probs"] = model.get_layer(f"{t}_prediction").output
+        if f"{t}_ltn_prediction" in names:  # LEL-LTN: the label transfer network's labels for t
+            outputs[f"{t}_ltn_probs"] = model.get_layer(f"{t}_ltn_prediction").output
     return keras.Model(model.input, outputs)
 
 
 def trunk_layers(model: keras.Model, tasks) -> list:
     """Layers of the backbone (what ``--is_freezing`` freezes): everything but preprocessing and heads."""
     head_prefixes = tuple(tasks) + ("common_", "cross_stitch", "feature_regularization", "preprocess",
-                                    "image", "trunk_pool")
+                                    "image", "trunk_pool", "label_embedding")
     return [layer for layer in model.layers if not layer.name.startswith(head_prefixes)]

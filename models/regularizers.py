@@ -1,16 +1,76 @@
-"""Differentiable matrix regularisers of the manifold baselines (SFSMR, SLRM), in Keras ops.
+"""Regularisers of the multi-task baselines SFSMR and SLRM, in Keras ops.
 
-All take batch matrices (rows = samples) and return scalars, so they can act on the training batch
-inside the graph (the reference fed a numpy constant as a target, which had zero gradient).
+Both regularise the *task-specific weight matrices* stacked side by side, W = [W_1 .. W_T] (one row
+per shared input feature, one column per task output): SFSMR with the l2,1 norm sum_i ||W_i.||_2,
+which switches a shared feature on or off for all tasks together (joint feature selection, Obozinski,
+Taskar and Jordan 2010; Argyriou, Evgeniou and Pontil 2008); SLRM with the trace (nuclear) norm of W,
+which makes the tasks' weight vectors span a low-dimensional subspace (Ji and Ye 2009), plus a
+graph-Laplacian smoothness term on the predictions of the training batch (manifold regularisation,
+Belkin, Niyogi and Sindhwani 2006). ``TaskWeightPenalty`` attaches the matrix norms to the first task
+head's kernel as a Keras regulariser, so they enter the training loss like weight decay; the
+Laplacian term acts on batch activations (``models.layers.FeatureRegularization``).
 """
 from __future__ import annotations
 
+import keras
 from keras import ops
 
 
-def l21_norm(m):
-    """||M||_{2,1} = sum over columns of the column's L2 norm (feature selection across samples)."""
-    return ops.sum(ops.sqrt(ops.sum(ops.square(m), axis=0) + 1e-12))
+def stacked_task_matrix(kernels):
+    """[W_1 .. W_T]: each head kernel (Dense d x k_t, or conv kh x kw x c x k_t) as rows = inputs."""
+    return ops.concatenate([ops.reshape(k, (-1, ops.shape(k)[-1])) for k in kernels], axis=-1)
+
+
+def row_l21_norm(w):
+    """sum over rows of the row's L2 norm: ||W||_{2,1} with one row per shared feature."""
+    return ops.sum(ops.sqrt(ops.sum(ops.square(w), axis=1) + 1e-12))
+
+
+@keras.saving.register_keras_serializable("epga")
+class TaskWeightPenalty(keras.regularizers.Regularizer):
+    """Weight decay of one kernel plus, on the owner, the SFSMR / SLRM norms of the stacked heads.
+
+    ``group`` holds the task heads' kernels (``attach``, called by ``models.net.build_net`` once they
+    exist); the norms are added once, through the kernel of the first head. Each norm is divided by
+    its value at initialisation, so its weight is its share of the loss at the start whatever the
+    backbone's head sizes (lambda ||W|| with lambda = weight / ||W_0||; the norms of a 1024 x 256
+    dense head and of a 1152 x 12 conv head differ by a factor of four). A loaded model has no
+    group: the penalty only matters while training, and the engine always rebuilds from the spec.
+    """
+
+    def __init__(self, l21: float = 0.0, trace: float = 0.0, nuclear: float = 0.0, l2: float = 0.0):
+        self.l21, self.trace, self.nuclear, self.l2 = float(l21), float(trace), float(nuclear), float(l2)
+        self.group, self.scale = [], {}
+
+    def norms(self) -> dict:
+        out = {}
+        if self.l21 or self.trace:
+            w = stacked_task_matrix(self.group)
+            if self.l21:
+                out["l21"] = row_l21_norm(w)
+            if self.trace:
+                out["trace"] = nuclear_norm(w)
+        if self.nuclear:
+            out["nuclear"] = sum(nuclear_norm(ops.reshape(k, (-1, ops.shape(k)[-1]))) for k in self.group)
+        return out
+
+    def attach(self, kernels: list) -> None:
+        self.group = list(kernels)
+        self.scale = {k: 1.0 / max(float(v), 1e-12) for k, v in self.norms().items()}
+
+    def matrix_penalty(self):
+        total = ops.convert_to_tensor(0.0)
+        if self.group:
+            for k, v in self.norms().items():
+                total = total + getattr(self, k) * self.scale[k] * v
+        return total
+
+    def __call__(self, kernel):
+        decay = self.l2 * ops.sum(ops.square(kernel)) if self.l2 else 0.0
+        return self.matrix_penalty() + decay
+
+    def get_config(self):
+        return {"l21": self.l21, "trace": self.trace, "nuclear": self.nuclear, "l2": self.l2}
 
 
 def nuclear_norm(m):
@@ -34,17 +94,6 @@ def laplacian_smoothness(features, probs, sigma: float = 0.5):
     return quad / ops.cast(b, "float32")
 
 
-def feature_penalty(feats, preds, l21=0.0, trace=0.0, nuclear=0.0, laplacian=0.0, sigma=0.5):
-    """Weighted sum of the enabled penalties over the task feature matrices of one batch."""
-    b = ops.cast(ops.shape(feats[0])[0], "float32")
-    total = ops.convert_to_tensor(0.0)
-    stacked = ops.concatenate(list(feats), axis=-1) if (l21 or trace) else None
-    if l21:
-        total = total + l21 * l21_norm(stacked) / b
-    if trace:
-        total = total + trace * nuclear_norm(stacked) / b
-    if nuclear:
-        total = total + nuclear * sum(nuclear_norm(f) for f in feats) / b
-    if laplacian:
-        total = total + laplacian * sum(laplacian_smoothness(f, p, sigma) for f, p in zip(feats, preds))
-    return total
+def laplacian_penalty(feats, preds, weight: float, sigma: float = 0.5):
+    """``weight`` x the Laplacian smoothness summed over tasks (features F_t, predictions P_t)."""
+    return weight * sum(laplacian_smoothness(f, p, sigma) for f, p in zip(feats, preds))

@@ -102,7 +102,8 @@ def test_skip_bad_images_drops_and_counts_them(truncated_set, tmp_path, capsys):
     root, _ = truncated_set
     code = main("STL_general_train", ["--dataset=toy_emotion", "--task_type=0", "--epoch=1", "--batch_size=32",
                                       "--skip_bad_images=True", f"--data_dir={root}", f"--output_dir={tmp_path}"])
-    assert code == 0 and "dropped 1 rows whose image TensorFlow cannot decode" in capsys.readouterr().out
+    err = capsys.readouterr().err
+    assert code == 0 and "note: toy_emotion: dropped 1 rows whose image TensorFlow cannot decode" in err
 
 
 # ------------------------------------------------------------------------------------ disk full
@@ -159,7 +160,7 @@ def test_duplicated_image_paths_are_removed_before_splitting(tmp_path, capsys):
     table = load_table(write_csv(tmp_path, rows))
     assert len(table) == 4 and len(set(table.paths)) == 4
     assert table.labels["emotion"].tolist() == [0, 1, 2, 3]  # the first row of each path is kept
-    assert "removed 6 rows whose image path repeats" in capsys.readouterr().out
+    assert "removed 6 rows whose image path repeats" in capsys.readouterr().err
 
 
 def test_messages_are_plain_single_lines(tmp_path):

@@ -6,6 +6,7 @@ import pytest
 from utils.cli import main
 
 pytestmark = pytest.mark.slow
+SELECTION_MARGIN = {"emotion": 0.10, "pose": 0.05}  # accuracy points, selected minus rejected
 
 
 @pytest.fixture(scope="module")
@@ -33,3 +34,20 @@ def test_joint_four_head_model_beats_chance_on_every_task(full_toy, tmp_path):
     chance = {"emotion": 1 / 7, "pose": 1 / 5, "gender": 1 / 2, "age": 1 / 8}
     for task, c in chance.items():
         assert test[task]["acc"] > 2 * c if task != "gender" else test[task]["acc"] > 0.75, (task, test[task]["acc"])
+
+
+def test_selected_pseudo_labels_are_more_accurate_than_rejected_ones(full_toy, tmp_path):
+    import csv
+
+    assert main("ALTERNATIVE_EP", [
+        "--dataset_emotion=toy_emotion", "--dataset_pose=toy_pose", "--rounds=4", "--warmup_epochs=2",
+        "--batch_size=64", "--E_loss_weights=1", "--P_loss_weights=1", "--is_pesudo=True",
+        "--is_pesudo_confidence=True", "--is_pesudo_density=True", "--is_pesudo_distribution=True",
+        "--cluster_k=3", "--selection_threshold=0.5", f"--data_dir={full_toy}", f"--output_dir={tmp_path}",
+        "--run_name=r"]) == 0
+    with open(tmp_path / "ALTERNATIVE_EP" / "r" / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    for task in ("emotion", "pose"):
+        gaps = [float(r[f"pseudo_{task}_oracle_acc_selected"]) - float(r[f"pseudo_{task}_oracle_acc_rejected"])
+                for r in rows if r.get(f"pseudo_{task}_oracle_acc_selected")]
+        assert gaps and min(gaps) > SELECTION_MARGIN[task], (task, gaps)

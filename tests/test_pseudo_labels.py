@@ -1,4 +1,4 @@
-"""Pseudo-label formulas pinned against hand-computed cases (REFERENCE_SPEC 11.4)."""
+"""Pseudo-label formulas pinned against hand-computed cases (MTL-SA, arXiv 2003.06746, sec. 3)."""
 import numpy as np
 import pytest
 from scipy.optimize import linprog
@@ -156,18 +156,33 @@ def test_pseudo_label_plots_are_written_into_the_given_folder(tmp_path):
     assert all(f.stat().st_size > 1000 for f in files)
 
 
-def test_label_transfer_network_learns_a_mapping_between_label_spaces():
-    from utils.label_transfer import fit_and_transfer, transfer_inputs
+def test_label_propagation_takes_labels_from_the_labelled_dataset():
+    from utils.label_propagation import propagate
 
     rng = np.random.default_rng(0)
-    n = 600
-    other = rng.integers(0, 4, n)  # the other task's label determines this task's label (y = other % 2)
-    probs = np.eye(4)[other] * 0.8 + 0.05
-    feats = rng.normal(size=(n, 8))
-    x = transfer_inputs([probs], feats)
-    out, train_acc = fit_and_transfer(x[:400], other[:400] % 2, x[400:], 2, epochs=40, seed=1)
-    assert out.shape == (200, 2) and train_acc > 0.9
-    assert (out.argmax(1) == other[400:] % 2).mean() > 0.9
+    centres = rng.normal(0, 1, (3, 16)) * 4
+    y_l = np.repeat(np.arange(3), 40)
+    feat_l = centres[y_l] + rng.normal(0, 0.5, (120, 16))
+    truth = rng.integers(0, 3, 90)
+    feat_u = centres[truth] + rng.normal(0, 0.5, (90, 16))
+    probs = propagate(feat_l, y_l, feat_u, n_classes=4, k=8, alpha=0.2)
+    assert probs.shape == (90, 4) and np.allclose(probs.sum(1), 1.0, atol=1e-5)
+    assert (probs.argmax(1) == truth).mean() == 1.0 and probs[:, 3].max() == 0.0  # class 3 has no labelled row
+
+
+def test_label_embedding_layer_scores_heads_against_their_own_labels():
+    from models.layers import LabelEmbedding
+
+    layer = LabelEmbedding([3, 2], 4)
+    rng = np.random.default_rng(0)
+    h = [rng.normal(size=(5, 4)).astype(np.float32) for _ in range(2)]
+    z_a, z_b, e_a, e_b = [np.asarray(v) for v in layer(h)]
+    table = np.asarray(layer.table)
+    np.testing.assert_allclose(z_a, h[0] @ table[:3].T, rtol=1e-5)
+    np.testing.assert_allclose(z_b, h[1] @ table[3:].T, rtol=1e-5)
+    soft = np.exp(z_b) / np.exp(z_b).sum(1, keepdims=True)
+    np.testing.assert_allclose(e_b, soft @ table[3:], rtol=1e-4, atol=1e-6)
+    assert e_a.shape == (5, 4)
 
 
 def test_sampled_density_ranks_points_like_the_exact_count():

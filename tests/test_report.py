@@ -23,8 +23,8 @@ def test_report_pools_seeds_and_renders_table_csv_and_plot(toy_root, tmp_path, c
     md = (out / "results.md").read_text().splitlines()
     stl = next(line for line in md if line.startswith("| STL (emotion)"))
     joint = next(line for line in md if line.startswith("| All-in-one"))
-    assert "| 2 |" in stl and "±" in stl and stl.endswith("| — |")  # two seeds pooled; no pose column value
-    assert "| 1 |" in joint and "±" not in joint
+    assert "| 2 |" in stl and "±" in stl and stl.endswith("| — | 6 / 2 |")  # 2 seeds; no pose; steps / passes
+    assert "| 1 |" in joint and "±" not in joint and joint.endswith("| 12 / 2·2 |")
     with open(out / "results.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert {r["method"] for r in rows} == {"STL (emotion)", "All-in-one"}
@@ -37,3 +37,19 @@ def test_report_pools_seeds_and_renders_table_csv_and_plot(toy_root, tmp_path, c
     assert abs(float(cross["emotion_acc_mean"]) - evaluated["metrics"]["emotion"]["acc"]) < 1e-9
     assert (out / "curves.png").stat().st_size > 5000
     assert report_main([str(tmp_path / "nothing")]) == 1 and "no finished run folders" in capsys.readouterr().err
+
+
+def test_paired_comparison_pairs_runs_by_seed_and_flips_the_sign_of_mae():
+    from utils.report import paired_with_baseline
+
+    def run(seed, acc, mae):
+        return {"seed": seed, "test": {"emotion": {"acc": acc}, "age": {"mae": mae}}}
+
+    groups = {"All-in-one | mx | a+b": [run(1, 0.50, 8.0), run(2, 0.60, 7.0), run(3, 0.55, 7.5)],
+              "MTL-SA | mx | a+b": [run(3, 0.65, 7.0), run(1, 0.60, 8.5), run(2, 0.70, 6.0)],
+              "MTL-SA | other | a+b": [run(1, 0.90, 1.0)]}  # no All-in-one on that model: not paired
+    md = paired_with_baseline(groups, ["emotion", "age"], {"emotion": "acc", "age": "mae"})
+    (line,) = [x for x in md.splitlines() if x.startswith("| MTL-SA")]
+    assert line.startswith("| MTL-SA | mx | 3 | +0.100 ± 0.000 (3/3, p=nan)")  # identical gains: no variance
+    # age: -(8.5-8.0), -(6.0-7.0), -(7.0-7.5) = -0.5, +1.0, +0.5 -> mean +0.333, better on 2 of 3 seeds
+    assert "+0.333 ± 0.624 (2/3, p=0.55)" in line

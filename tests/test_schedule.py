@@ -110,4 +110,5 @@ def test_alternating_run_estimates_each_datasets_statistics(mode, toy_root, tmp_
     assert not np.allclose(emo[0][0], pose[0][0])  # the two synthetic styles normalise differently
     for (m, v), (m_mix, v_mix) in zip(pooled([emo, pose]), t.bn.get()):
         np.testing.assert_allclose(m, m_mix, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(v, v_mix, rtol=1e-4, atol=1e-6)
     assert t.dataset_bn_stats(t.splits[1].valid) is pose

@@ -15,9 +15,11 @@ from pathlib import Path
 
 from models.registry import BACKBONES
 from utils.engine.config import RunConfig
+from utils.pseudo_labels import PseudoConfig
 from utils.registries import WEIGHTINGS
 
 RUN_DEFAULTS = {f.name: f.default for f in fields(RunConfig)}  # the defaults live in RunConfig only
+PSEUDO_DEFAULTS = {f.name: f.default for f in fields(PseudoConfig)}  # ... and in PseudoConfig
 
 DATASET_SLOTS = {  # flag -> tasks the dataset given to it labels
     "dataset_emotion": ("emotion",),
@@ -197,8 +199,18 @@ def build_parser(script: str) -> argparse.ArgumentParser:
         _bool(g, "distill_unselected", default=True,
               help="hard mode: rejected rows get distilled labels at --distill_t (the paper's selection); "
                    "False masks them")
-        _bool(g, "is_MRF", help="DCN-AP: refine pseudo labels with a kNN-graph MRF (mean field)")
-        _bool(g, "is_LTN", help="LEL-LTN: pseudo labels from a label transfer network")
+        _bool(g, "is_MRF", help="DCN-AP: labels propagated from the labelled dataset over a kNN graph of both "
+                                "datasets, then refined with an MRF (mean field)")
+        for flag, kind, help_ in (("ap_k", int, "DCN-AP: neighbours of the propagation graph"),
+                                  ("ap_alpha", float, "DCN-AP: label spreading alpha (share from neighbours)"),
+                                  ("mrf_k", int, "DCN-AP: neighbours of the MRF graph"),
+                                  ("mrf_strength", float, "DCN-AP: Potts reward of agreeing neighbours"),
+                                  ("mrf_iterations", int, "DCN-AP: mean-field updates")):
+            g.add_argument(f"--{flag}", type=kind, default=PSEUDO_DEFAULTS[flag], help=help_)
+        _bool(g, "is_LTN", help="LEL-LTN: a label embedding layer and a label transfer network in the model; "
+                                "the network's transferred labels are the pseudo labels")
+        g.add_argument("--ltn_dim", type=int, default=PSEUDO_DEFAULTS["ltn_dim"],
+                       help="LEL-LTN: width of the shared label embedding space")
         _bool(g, "parity", help="reproduce the reference's whole-matrix distillation softmax")
         _bool(g, "plot_pseudo", help="write pseudo-label weight histograms and t-SNE plots to RUN/pseudo/")
         g.add_argument("--warmup_epochs", type=int, default=1,
@@ -207,13 +219,16 @@ def build_parser(script: str) -> argparse.ArgumentParser:
                        help="a task's pseudo / distilled labels start once the teacher's validation balanced "
                             "accuracy is this far above chance (negative: from the first epoch)")
         g = p.add_argument_group("manifold regularisers (SFSMR / SLRM)")
-        _bool(g, "is_lnorm", help="l2,1 norm of the stacked task feature matrix")
-        _bool(g, "is_trace_norm", help="trace norm of the stacked task feature matrix")
-        _bool(g, "is_nuclear_norm", help="sum of per-task nuclear norms")
+        _bool(g, "is_lnorm", help="SFSMR: l2,1 norm of the stacked task-head weight matrices (joint feature "
+                                  "selection)")
+        _bool(g, "is_trace_norm", help="SLRM: trace norm of the stacked task-head weight matrices (low rank)")
+        _bool(g, "is_nuclear_norm", help="sum of the per-task nuclear norms of the head weight matrices")
         _bool(g, "is_manifold", default=spec.manifold, help="graph-Laplacian smoothness of predictions")
-        g.add_argument("--manifold_weights", type=float, default=1e-4,
+        g.add_argument("--manifold_weights", type=float, default=0.01,
                        help="weight of the Laplacian term")
-        g.add_argument("--norm_weights", type=float, default=1e-4, help="weight of each enabled norm")
+        g.add_argument("--norm_weights", type=float, default=0.3,
+                       help="weight of each enabled norm, as its share of the loss at initialisation (each "
+                            "norm is divided by its initial value; models/regularizers.py)")
         g.add_argument("--manifold_sigma", type=float, default=0.5, help="RBF width on L2-normalised features")
     return p
 
@@ -303,6 +318,16 @@ def check_method_flags(a, given: set, spec: ScriptSpec, parser: argparse.Argumen
         for flag in ("is_MRF", "is_LTN"):
             if getattr(a, flag) and not a.is_pesudo:
                 problems.append(f"--{flag}=True refines pseudo labels and needs --is_pesudo=True")
+        inert = sorted(f for f in ("ap_k", "ap_alpha", "mrf_k", "mrf_strength", "mrf_iterations") if f in given)
+        if inert and not a.is_MRF:
+            problems.append(f"{', '.join('--' + f for f in inert)} act only with --is_MRF=True (DCN-AP)")
+        if "ltn_dim" in given and not a.is_LTN:
+            problems.append("--ltn_dim acts only with --is_LTN=True (LEL-LTN)")
+        if a.is_LTN and (a.weighting != "fixed" or a.distribute == "multiworker"):
+            problems.append("--is_LTN=True trains its transfer network with the compiled losses: use "
+                            "--weighting=fixed and no --distribute=multiworker")
+        if a.is_MRF and a.is_LTN:
+            problems.append("--is_MRF=True and --is_LTN=True are two different methods (DCN-AP, LEL-LTN)")
         if a.is_pesudo_distribution and a.cluster_k < 1:
             problems.append(f"--cluster_k={a.cluster_k}: the distribution weight needs at least 1 GMM component")
         if a.weighting != "fixed" and (a.distribute == "multiworker" or a.mixed_precision):
@@ -327,7 +352,6 @@ def parse_command(script: str, argv: list | None = None):
 
 def parse_flags(script: str, argv: list | None = None):
     """``(RunConfig, resume run folder or None, destinations of the flags written on the line)``."""
-    from utils.pseudo_labels import PseudoConfig
     from utils.tasks import TASK_TYPE_CODES, canonical_name
 
     spec = SCRIPTS[script]
@@ -367,6 +391,8 @@ def parse_flags(script: str, argv: list | None = None):
             is_pesudo_density=a.is_pesudo_density, is_pesudo_distribution=a.is_pesudo_distribution,
             cluster_k=max(1, a.cluster_k), distill_t=a.distill_t if a.distill_t > 0 else 1.0,  # inert here
             density_t=a.density_t, distill_unselected=a.distill_unselected, is_MRF=a.is_MRF, is_LTN=a.is_LTN,
+            ap_k=a.ap_k, ap_alpha=a.ap_alpha, mrf_k=a.mrf_k, mrf_strength=a.mrf_strength,
+            mrf_iterations=a.mrf_iterations, ltn_dim=a.ltn_dim,
             parity_softmax=a.parity, seed=a.seed)
         if not 0.0 <= a.selection_threshold <= 1.0:
             parser.error(f"--selection_threshold must be a quantile in [0, 1], got {a.selection_threshold}")

@@ -9,6 +9,7 @@ the row and the column.
 """
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,8 @@ import numpy as np
 import pandas as pd
 
 from utils.tasks import DATASETS, TASKS, DatasetInfo, canonical_name, dataset_info
+
+log = logging.getLogger(__name__)
 
 SPLIT_ALIASES = {"train": "train", "training": "train", "valid": "valid", "val": "valid",
                  "validation": "valid", "publictest": "valid", "test": "test", "privatetest": "test"}
@@ -169,8 +172,8 @@ def load_table(name: str, data_dir=None, tasks=None, image_check: str = "header"
     dup = frame["full_path"].astype(str).duplicated()
     if dup.any():  # a face listed twice could land in train and test: keep its first row
         first = int(np.flatnonzero(dup.to_numpy())[0])
-        print(f"note: {csv.name}: removed {int(dup.sum())} rows whose image path repeats an earlier row "
-              f"(first: row {first}, {frame['full_path'].iloc[first]})")
+        log.warning("%s: removed %d rows whose image path repeats an earlier row (first: row %d, %s)",
+                    csv.name, int(dup.sum()), first, frame["full_path"].iloc[first])
         frame = frame[~dup.to_numpy()].reset_index(drop=True)
     vocab = {t: info.vocab.get(t) or dataset_info("", [t]).vocab[t] for t in wanted}
     labels = {t: _int_labels(frame, info.column(t), len(vocab[t]), csv) for t in wanted}

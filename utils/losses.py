@@ -1,9 +1,10 @@
 """Masked losses and metrics for disjoint datasets.
 
-A target row of all zeros means "no label for this task" (REFERENCE_SPEC 1.2). Rows may also be soft
-(distilled) or scaled (``w * onehot`` pseudo labels); cross-entropy is taken against the row as given,
-so a row scaled by ``w`` contributes ``w * CE``. The mean runs over the rows that carry a target and
-a batch with none contributes exactly 0 (the reference divided by zero there).
+A target row of all zeros means "no label for this task" (disjoint datasets: each row labels only
+its dataset's tasks). Rows may also be soft (distilled) or scaled (``w * onehot`` pseudo labels);
+cross-entropy is taken against the row as given, so a row scaled by ``w`` contributes ``w * CE``.
+The mean runs over the rows that carry a target and a batch with none contributes exactly 0 (the
+original code divided by zero there).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""DCN-AP style refinement of pseudo labels with a Markov random field (REFERENCE_SPEC 4.4).
+"""DCN-AP style refinement of pseudo labels with a Markov random field (arXiv 1609.06426, sec. 3).
 
 The samples form a k-nearest-neighbour graph (cosine similarity of task features). The unary
 potential of sample i is ``-log p_i`` from the model, the pairwise term is a Potts reward

@@ -1,4 +1,4 @@
-"""Selective pseudo labels for the task a dataset does not label (MTL-SA, REFERENCE_SPEC 6).
+"""Selective pseudo labels for the task a dataset does not label (MTL-SA, arXiv 2003.06746, sec. 3.2-3.3).
 
 Given a snapshot model's logits, probabilities and features on the unlabelled set U, and features
 on the labelled set L, ``build_targets`` returns one target row per sample of U:
@@ -25,7 +25,7 @@ from utils.targets import onehot
 
 @dataclass
 class PseudoConfig:
-    """The missing-task strategy, from the seed's flags (REFERENCE_SPEC 7.1)."""
+    """The missing-task strategy, from the scripts' flags."""
 
     is_naive: bool = False
     is_distilled: bool = False
@@ -40,8 +40,14 @@ class PseudoConfig:
     distill_t: float = 2.0
     density_t: float = 0.6
     distill_unselected: bool = True  # the paper: rejected rows keep information through distilled labels
-    is_MRF: bool = False
-    is_LTN: bool = False
+    is_MRF: bool = False  # DCN-AP: labels propagated from the labelled dataset, then MRF refinement
+    ap_k: int = 10  # neighbours of the propagation graph
+    ap_alpha: float = 0.2  # label spreading: share of the neighbours' labels per iteration
+    mrf_k: int = 10  # neighbours of the MRF graph
+    mrf_strength: float = 1.0  # Potts reward of agreeing neighbours
+    mrf_iterations: int = 5  # mean-field updates
+    is_LTN: bool = False  # LEL-LTN: label embedding layer + label transfer network in the model
+    ltn_dim: int = 16  # width of the shared label embedding space
     parity_softmax: bool = False  # reproduce the reference's whole-matrix softmax
     seed: int = 1
 
@@ -274,7 +280,7 @@ def _with_stats(result: PseudoResult, oracle: np.ndarray | None) -> PseudoResult
     if oracle is not None and (oracle >= 0).any():
         known = oracle >= 0
         hit = result.pseudo == oracle
-        for name, part in (("selected", sel & known), ("rejected", ~sel & known)):
+        for name, part in (("all", known), ("selected", sel & known), ("rejected", ~sel & known)):
             stats[f"oracle_acc_{name}"] = float(hit[part].mean()) if part.any() else float("nan")
     result.stats = stats
     return result

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import sys
 from collections import defaultdict
@@ -35,31 +36,16 @@ def find_runs(paths) -> list:
 
 
 def method_name(config: dict) -> str:
-    """A readable label for a configuration, e.g. 'ALTERNATIVE_EP mtl-sa hard (conf+dens+dist)'."""
-    p = config.get("pseudo", {})
-    mode = config["mode"]
-    if mode == "stl":
-        label = f"STL ({'+'.join(t for _, ts in config['datasets'] for t in ts)})"
-    elif p.get("is_naive") or not (p.get("is_distilled") or p.get("is_pesudo") or p.get("is_interpolation")):
-        label = "All-in-one" if mode == "joint" else "naive alternation"
-    elif p.get("is_distilled"):
-        label = f"distilled T={p.get('distill_t')}" + (" (DML-LWF)" if mode == "alternating" else "")
-    else:
-        parts = [k for k, on in (("conf", p.get("is_pesudo_confidence")), ("dens", p.get("is_pesudo_density")),
-                                 ("dist", p.get("is_pesudo_distribution"))) if on]
-        label = ("MTL-SA soft" if p.get("is_interpolation") else f"MTL-SA hard q={p.get('selection_threshold')}")
-        label += f" ({'+'.join(parts) or 'pure'})"
-        if p.get("is_LTN"):
-            label = "LEL-LTN " + label
-        if p.get("is_MRF"):
-            label = "DCN-AP " + label
-    reg = [k for k in config.get("regularization", {}) if k != "sigma"]
-    if reg:
-        label += " + " + "+".join(reg)
-    if config.get("weighting", "fixed") != "fixed":
-        label += f" [{config['weighting']}]"
+    """'<method> | <model> | <datasets>' for a run's config.json (the method named by RunConfig)."""
+    from utils.engine.config import RunConfig
+    from utils.pseudo_labels import PseudoConfig
+
+    fields = {f.name for f in dataclasses.fields(RunConfig)}
+    pseudo = {f.name for f in dataclasses.fields(PseudoConfig)}
+    cfg = RunConfig(**{k: v for k, v in config.items() if k in fields and k != "pseudo"},
+                    pseudo=PseudoConfig(**{k: v for k, v in config.get("pseudo", {}).items() if k in pseudo}))
     datasets = "+".join(d for d, _ in config["datasets"])
-    return f"{label} | {config['model']} | {datasets}"
+    return f"{cfg.method_name()} | {config['model']} | {datasets}"
 
 
 def collect(runs: list) -> dict:
@@ -80,7 +66,10 @@ def collect(runs: list) -> dict:
         if (run / "metrics.csv").exists():
             with open(run / "metrics.csv", newline="") as f:
                 metrics = list(csv.DictReader(f))
-        groups[method_name(config)].append({"run": run, "test": test, "metrics": metrics})
+        saved = json.loads((run / "test_metrics.json").read_text()).get("budget") or (metrics[-1] if metrics else {})
+        budget = {k: float(v) for k, v in saved.items() if (k == "steps" or k.startswith("passes_")) and v != ""}
+        groups[method_name(config)].append({"run": run, "test": test, "metrics": metrics, "budget": budget,
+                                            "seed": config.get("seed")})
     return groups
 
 
@@ -92,6 +81,8 @@ def table(groups: dict) -> tuple:
     rows = []
     for name, runs in sorted(groups.items()):
         row = {"method": name, "runs": len(runs)}
+        budgets = [r["budget"] for r in runs if r.get("budget")]
+        row["budget"] = {k: float(np.mean([b.get(k, np.nan) for b in budgets])) for k in budgets[0]} if budgets else {}
         for t in tasks:
             vals = [r["test"][t][metric[t]] for r in runs if t in r["test"]]
             row[t] = (float(np.mean(vals)), float(np.std(vals)), len(vals)) if vals else None
@@ -108,15 +99,25 @@ def write_report(groups: dict, out: Path) -> dict:
             return "—"
         return f"{cell[0]:.3f}" if cell[2] == 1 else f"{cell[0]:.3f} ± {cell[1]:.3f}"
 
+    def budget(r):
+        b = r.get("budget") or {}
+        if not b:
+            return "—"
+        return f"{b['steps']:.0f} / " + "·".join(f"{b.get('passes_' + t, 0):.0f}" for t in tasks
+                                                  if f"passes_{t}" in b)
+
     heads = [f"{t} (MAE, years)" if metric[t] == "mae" else f"{t} (acc)" for t in tasks]
-    md = ["| method | model | datasets | runs | " + " | ".join(heads) + " |",
-          "|---|---|---|---:|" + "---:|" * len(tasks)]
+    md = ["| method | model | datasets | runs | " + " | ".join(heads) + " | steps / passes per task |",
+          "|---|---|---|---:|" + "---:|" * len(tasks) + "---:|"]
     for r in rows:
         label, model, data = r["method"].split(" | ")
-        md.append(f"| {label} | {model} | {data} | {r['runs']} | " + " | ".join(fmt(r[t]) for t in tasks) + " |")
-    (out / "results.md").write_text("Held-out test results of the best weights, mean ± std over runs "
-                                    "(seeds / folds); a single value where there is one run.\n\n"
-                                    + "\n".join(md) + "\n")
+        md.append(f"| {label} | {model} | {data} | {r['runs']} | " + " | ".join(fmt(r[t]) for t in tasks)
+                  + f" | {budget(r)} |")
+    pairs = paired_with_baseline(groups, tasks, metric)
+    (out / "results.md").write_text(
+        "Held-out test results of the best weights, mean ± std over runs (seeds / folds); a single value "
+        "where there is one run. Budget: optimizer steps / true-label passes over each task's training "
+        "rows (mean over runs).\n\n" + "\n".join(md) + "\n" + pairs)
     with open(out / "results.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["method", "model", "datasets", "runs"]
@@ -126,6 +127,45 @@ def write_report(groups: dict, out: Path) -> dict:
                        + [v for t in tasks for v in (r[t] if r[t] else ("", "", 0))])
     plot_curves(groups, tasks, metric, out / "curves.png")
     return {"tasks": tasks, "rows": rows}
+
+
+def paired_with_baseline(groups: dict, tasks: list, metric: dict, baseline: str = "All-in-one") -> str:
+    """Markdown: each method minus the baseline on the same model, datasets and seed (paired runs).
+
+    Per task: mean ± std of the paired differences (positive = better than the baseline; for MAE the
+    sign is flipped), the number of seeds on which the method is better, and a two-sided paired
+    t-test p-value (scipy; with three seeds only large, consistent differences reach p < 0.05).
+    """
+    from scipy.stats import ttest_rel
+
+    base = {(k.split(" | ", 1)[1]): g for k, g in groups.items() if k.split(" | ")[0] == baseline}
+    lines = []
+    for name, runs in sorted(groups.items()):
+        label, rest = name.split(" | ", 1)
+        if label == baseline or rest not in base:
+            continue
+        ref = {r["seed"]: r for r in base[rest]}
+        matched = [(r, ref[r["seed"]]) for r in runs if r.get("seed") in ref]
+        if not matched:
+            continue
+        cells = []
+        for t in tasks:
+            pairs = [(r["test"][t][metric[t]], b["test"][t][metric[t]]) for r, b in matched
+                     if t in r["test"] and t in b["test"]]
+            if not pairs:
+                cells.append("—")
+                continue
+            sign = -1.0 if metric[t] == "mae" else 1.0
+            d = sign * (np.array([a for a, _ in pairs]) - np.array([b for _, b in pairs]))
+            p = ttest_rel(*zip(*pairs)).pvalue if len(pairs) > 1 and np.std(d) > 0 else float("nan")
+            cells.append(f"{d.mean():+.3f} ± {d.std():.3f} ({int((d > 0).sum())}/{len(d)}, p={p:.2f})")
+        lines.append(f"| {label} | {rest.split(' | ')[0]} | {len(matched)} | " + " | ".join(cells) + " |")
+    if not lines:
+        return ""
+    return ("\nPaired with All-in-one (same model, datasets and seed): method minus All-in-one, positive = "
+            "better (MAE: lower), mean ± std over seeds (seeds better / pairs, paired t-test p).\n\n"
+            "| method | model | pairs | " + " | ".join(tasks) + " |\n|---|---|---:|" + "---:|" * len(tasks) + "\n"
+            + "\n".join(lines) + "\n")
 
 
 def plot_curves(groups: dict, tasks: list, metric: dict, path: Path) -> None:
@@ -138,15 +178,17 @@ def plot_curves(groups: dict, tasks: list, metric: dict, path: Path) -> None:
     for ax, t in zip(axes[0], tasks):
         for name, runs in sorted(groups.items()):
             key = f"val_{t}_{metric[t]}"
-            curves = [[float(m[key]) for m in r["metrics"] if m.get(key)] for r in runs]
+            curves = [[(float(m.get("rounds") or m["epoch"]), float(m[key])) for m in r["metrics"] if m.get(key)]
+                      for r in runs]
             curves = [c for c in curves if c]
             if not curves:
                 continue
             n = min(map(len, curves))
-            ax.plot(np.arange(1, n + 1), np.mean([c[:n] for c in curves], axis=0), marker="o", markersize=3,
+            x = [p[0] for p in curves[0][:n]]  # rounds (passes over every dataset) when recorded, else epochs
+            ax.plot(x, np.mean([[p[1] for p in c[:n]] for c in curves], axis=0), marker="o", markersize=3,
                     label=name.split(" | ")[0])  # markers: a one-epoch run is a visible point
         ax.set_title(f"{t}: validation {'MAE (years)' if metric[t] == 'mae' else 'accuracy'}", fontsize=9)
-        ax.set_xlabel("epoch")
+        ax.set_xlabel("round (one pass over every dataset)")
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=6)
     fig.tight_layout()

@@ -19,12 +19,15 @@ import csv
 import errno
 import fcntl
 import json
+import logging
 import math
 import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 class RunFolderError(Exception):
@@ -102,8 +105,8 @@ def claim_run_folder(base: Path) -> Path:
         except FileExistsError:
             continue
         if k > 1:
-            print(f"note: run folder {base} exists; this run writes to {path} (use --resume {base} "
-                  f"to continue that run)")
+            log.warning("run folder %s exists; this run writes to %s (use --resume %s to continue that run)",
+                        base, path, base)
         return path
     raise RunFolderError(f"no free run folder name next to {base}")
 
@@ -129,11 +132,18 @@ class RunDir:
         self.path = Path(path)
         (self.path / "confusion").mkdir(parents=True, exist_ok=True)
         self._writer = None
-        self._lock = open(self.path / ".lock", "a+")  # held until the process ends
+        self._lock = open(self.path / ".lock", "a+")  # held until ``release`` or the process ends
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             raise RunFolderError(f"run folder {self.path} is in use by another running process") from None
+
+    def release(self) -> None:
+        """Let another run (a ``--resume``) use the folder: close the TensorBoard writer and the lock."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        self._lock.close()
 
     def write_json(self, name: str, data: dict) -> None:
         atomic_write_text(self.path / name, json.dumps(_jsonable(data), indent=2, sort_keys=False) + "\n")

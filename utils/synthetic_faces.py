@@ -7,7 +7,7 @@ a model trained on one meets a real distribution shift on the others, as with di
 
 Cues (all survive 64x64 grayscale):
 * emotion: mouth curvature / opening, brow slant and height, eye opening, nose wrinkles (disgust);
-* pose (yaw bins of REFERENCE_SPEC 2.6): horizontal offset of eyes, nose and mouth, narrower face,
+* pose (the 5 yaw bins of ``utils.tasks``): horizontal offset of eyes, nose and mouth, narrower face,
   smaller far eye, visible ear;
 * gender: long hair framing the face vs short hair, thin vs thick brows, stubble;
 * age: eye size and face proportions (children), forehead wrinkles, grey hair (elderly).

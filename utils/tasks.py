@@ -11,7 +11,7 @@ TASKS = ("emotion", "pose", "gender", "age")
 
 EMOTION7 = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 EMOTION_FERPLUS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt")
-# Yaw bins of REFERENCE_SPEC 2.6 (degrees); the reference's names were misleading, these say the bin.
+# The 5 yaw bins of the original MTL-SA code (degrees); the names say the bin.
 POSE5 = ("frontal", "yaw +10..+60", "yaw -60..-10", "yaw <= -60", "yaw >= +60")
 GENDER2 = ("female", "male")
 AGE_GROUPS8 = ("0-2", "4-6", "8-12", "15-20", "25-32", "38-43", "48-53", "60-100")
@@ -72,7 +72,7 @@ DATASETS = {
 # Spellings used by the seed command lines.
 ALIASES = {"SFEW": "sfew", "AFLW": "aflw", "ExpW": "expw", "FERPlus": "ferplus", "toy": "toy_emotion"}
 
-# STL --task_type codes of the reference (REFERENCE_SPEC 7.8).
+# STL --task_type codes of the original scripts.
 TASK_TYPE_CODES = {0: "emotion", 1: "age", 5: "pose", 10: "gender", 13: "gender"}
 
 
@@ -119,7 +119,7 @@ def flip_permutations(vocabularies: dict) -> dict:
 
 
 def yaw_to_pose(yaw_degrees: float) -> int:
-    """The 5 head-pose classes of REFERENCE_SPEC 2.6 from yaw in degrees; -1 for NaN (missing).
+    """The 5 head-pose classes from yaw in degrees; -1 for NaN (missing).
 
     0: |yaw| < 10, 1: 10 <= yaw < 60, 2: -60 < yaw <= -10, 3: yaw <= -60, 4: yaw >= 60.
     """

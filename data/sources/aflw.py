@@ -2,7 +2,7 @@
 
 Tables used: Faces (face_id, file_id), FaceImages (file_id, filepath), FaceRect (face_id, x, y, w, h)
 and FacePose (face_id, roll, pitch, yaw in radians). Each face is cropped by its FaceRect (one crop
-per face), its yaw binned into the 5 pose classes (REFERENCE_SPEC 2.6), and yaw/pitch/roll kept in
+per face), its yaw binned into the 5 pose classes (``utils.tasks.yaw_to_pose``), and yaw/pitch/roll kept in
 degrees. Images are looked up under the folder holding the sqlite file and its ``flickr/`` folder.
 """
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The file name holds person, series, image index, tilt and pan in degrees (``person01146-30+45.jpg``:
 tilt -30, pan +45). The ``.txt`` lists the face box as centre x, centre y, width, height after a
-``Face`` line. Pan is binned into the same 5 yaw classes as AFLW (REFERENCE_SPEC 2.6); tilt and pan are
+``Face`` line. Pan is binned into the same 5 yaw classes as AFLW (``utils.tasks.yaw_to_pose``); tilt and pan are
 kept as columns and ``subject`` (the person) makes splits person-disjoint.
 """
 from __future__ import annotations

@@ -1,16 +1,16 @@
 """A run's resolved configuration and its data: ``RunConfig``, the splits and the class vocabularies."""
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from utils.datasets import DataError, Table, default_data_dir, load_table, split_indices
+from utils.datasets import DataError, Table, load_table, split_indices
 from utils.pseudo_labels import PseudoConfig
 from utils.tasks import TASKS
 
@@ -75,27 +75,45 @@ class RunConfig:
         seen = {t for _, ts in self.datasets for t in ts}
         return [t for t in TASKS if t in seen]
 
-    def resolved(self, input_size: int, lr: float, run_name: str) -> RunConfig:
-        """A resolved copy (the engine never writes into the configuration it was given)."""
-        return dataclasses.replace(copy.deepcopy(self), input_size=input_size, lr=lr, run_name=run_name,
-                                   data_dir=self.data_dir or str(default_data_dir()))
+    def method_name(self) -> str:
+        """The method's readable name, e.g. 'MTL-SA hard q=0.5 (conf+dens+dist)': the report's row label,
+        and (as ``method_tag``) part of the run folder's name. The one place methods are named."""
+        p = self.pseudo
+        if self.mode == "stl":
+            return f"STL ({'+'.join(t for _, ts in self.datasets for t in ts)})"
+        if p.mode == "naive":
+            label = "All-in-one" if self.mode == "joint" else "naive alternation"
+        elif p.mode == "distilled":
+            label = ("DML-LWF" if self.mode == "alternating" else "distilled") + f" T={p.distill_t:g}"
+        elif p.is_LTN:
+            label = "LEL-LTN"
+        elif p.is_MRF:
+            label = "DCN-AP"
+        else:
+            parts = [k for k, on in (("conf", p.is_pesudo_confidence), ("dens", p.is_pesudo_density),
+                                     ("dist", p.is_pesudo_distribution)) if on]
+            label = "MTL-SA soft" if p.is_interpolation else f"MTL-SA hard q={p.selection_threshold:g}"
+            label += f" ({'+'.join(parts) or 'pure'})"
+        if (p.is_LTN or p.is_MRF) and p.selection_threshold > 0:
+            label += f" q={p.selection_threshold:g}"
+        reg = [k for k, v in self.regularization.items() if v and k != "sigma"]
+        if reg and p.mode == "naive" and self.mode == "joint":
+            named = {("l21",): "SFSMR", ("laplacian", "trace"): "SLRM", ("laplacian", "nuclear"): "SLRM"}
+            label = named.get(tuple(sorted(reg)), label + " + " + "+".join(reg))
+        elif reg:
+            label += " + " + "+".join(reg)
+        if label.startswith("MTL-SA") and self.mode == "joint":  # the paper's MTL-SA alternates
+            label += " (joint)"
+        if self.weighting != "fixed":
+            label += f" [{self.weighting}]"
+        if self.mode == "alternating" and self.bn_stats != "per_dataset":
+            label += f" (BN {self.bn_stats})"
+        return label
 
     def method_tag(self) -> str:
-        """The method's name in run folders and in the report (one function for both)."""
-        if self.mode == "stl":
-            return "stl"
-        p = self.pseudo
-        tag = {"naive": "naive", "distilled": f"distilled-T{p.distill_t:g}"}.get(p.mode)
-        if tag is None:
-            tag = "pseudo-soft" if p.is_interpolation else f"pseudo-hard-q{p.selection_threshold:g}"
-            tag += "".join(s for s, on in (("-conf", p.is_pesudo_confidence), ("-dens", p.is_pesudo_density),
-                                           ("-dist", p.is_pesudo_distribution), ("-mrf", p.is_MRF),
-                                           ("-ltn", p.is_LTN)) if on)
-        if self.regularization:
-            tag += "-" + "-".join(k for k, v in self.regularization.items() if v and k != "sigma")
-        if self.weighting != "fixed":
-            tag += f"-w{self.weighting}"
-        return f"{self.mode}-{tag}"
+        """``method_name`` as a folder-name slug, prefixed by the mode."""
+        slug = re.sub(r"[^a-z0-9.=+]+", "-", self.method_name().lower()).strip("-")
+        return f"{self.mode}-{slug}"
 
 
 @dataclass

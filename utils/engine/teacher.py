@@ -111,13 +111,16 @@ class Teacher:
                 labelled = [sp.train for sp in self.t.splits if task in sp.train.labels]
                 lab_out = [outputs(t) for t in labelled]
                 feat_l = np.concatenate([o[f"{task}_features"] for o in lab_out])
-                if p.is_LTN:
-                    probs = self.transfer_labels(task, labelled, lab_out, members, outs, feat_u)
+                if p.is_LTN:  # LEL-LTN: the network's own label transfer output for the missing task
+                    probs = np.concatenate([outs[i][f"{task}_ltn_probs"] for i in members])
                     logits = np.log(np.clip(probs, 1e-8, 1.0))
-                if p.is_MRF:
+                if p.is_MRF:  # DCN-AP: propagate the labelled rows' labels, then refine with the MRF
+                    from utils.label_propagation import propagate
                     from utils.mrf import mean_field
 
-                    probs = mean_field(probs, feat_u)
+                    y_l = np.concatenate([t.labels[task] for t in labelled])
+                    probs = propagate(feat_l, y_l, feat_u, self.t.classes[task], p.ap_k, p.ap_alpha, seed=p.seed)
+                    probs = mean_field(probs, feat_u, p.mrf_k, p.mrf_strength, p.mrf_iterations)
                     logits = np.log(np.clip(probs, 1e-8, 1.0))
             result = build_targets(p, logits, probs, feat_u, feat_l, oracle)
             if cfg.plot_pseudo:
@@ -131,16 +134,3 @@ class Teacher:
                 start += n
             stats.update({f"pseudo_{task}_{k}": v for k, v in result.stats.items()})
         return fills, stats
-
-    def transfer_labels(self, task, labelled, lab_out, members, outs, feat_u) -> np.ndarray:
-        """LEL-LTN: the label transfer network's probabilities for ``task`` on the unlabelled rows."""
-        from utils.label_transfer import fit_and_transfer, transfer_inputs
-
-        classes = self.t.classes
-        others = [t for t in classes if t != task]
-        x_l = transfer_inputs([np.concatenate([o[f"{t}_probs"] for o in lab_out]) for t in others],
-                              np.concatenate([o[f"{task}_features"] for o in lab_out]))
-        y_l = np.concatenate([t.labels[task] for t in labelled])
-        x_u = transfer_inputs([np.concatenate([outs[i][f"{t}_probs"] for i in members]) for t in others], feat_u)
-        probs, _ = fit_and_transfer(x_l[y_l >= 0], y_l[y_l >= 0], x_u, classes[task], seed=self.t.cfg.seed)
-        return probs

@@ -53,7 +53,10 @@ class Trainer:
         self.classes, self.class_names = class_counts(self.splits, cfg)
         self.flip_perms = flip_permutations(self.class_names)
         self.spec = ModelSpec(cfg.model, self.classes, cfg.input_size, cfg.is_dropout, cfg.is_bn,
-                              cfg.weights_decay, cfg.cross_stitch, cfg.weights, cfg.regularization)
+                              cfg.weights_decay, cfg.cross_stitch, cfg.weights, cfg.regularization,
+                              cfg.pseudo.ltn_dim if cfg.pseudo.is_LTN and cfg.mode != "stl" else 0)
+        self.ltn = [t for t in self.classes if self.spec.label_embedding and len(self.classes) > 1]
+        self.flip_perms.update({f"{t}_ltn": self.flip_perms[t] for t in self.ltn if t in self.flip_perms})
         stamp = time.strftime("%Y%m%d-%H%M%S")
         cfg = dataclasses.replace(
             cfg, input_size=self.spec.input_size,
@@ -127,12 +130,14 @@ class Trainer:
 
         from utils.losses import MaskedAccuracy
 
-        keys = [f"{t}_prediction" for t in self.classes]
+        keys = [f"{t}_prediction" for t in self.classes] + [f"{t}_ltn_prediction" for t in self.ltn]
         with self.strategy.scope():
             self.model.compile(
                 optimizer=keras.optimizers.Adam(lr),
-                loss={f"{t}_prediction": self.task_loss(t) for t in self.classes},
-                loss_weights={f"{t}_prediction": float(self.cfg.loss_weights.get(t, 1.0)) for t in self.classes},
+                loss={**{f"{t}_prediction": self.task_loss(t) for t in self.classes},
+                      **{f"{t}_ltn_prediction": self.task_loss(t) for t in self.ltn}},  # true labels only
+                loss_weights={**{f"{t}_prediction": float(self.cfg.loss_weights.get(t, 1.0)) for t in self.classes},
+                              **{f"{t}_ltn_prediction": 1.0 for t in self.ltn}},
                 metrics={k: [MaskedAccuracy(name="acc")] for k in keys},
                 jit_compile=bool(self.cfg.jit))
         if self.cfg.weighting != "fixed":
@@ -183,7 +188,7 @@ class Trainer:
 
     def epoch_data(self, epoch: int):
         """(paths, targets, stats, phase name) for one epoch."""
-        from utils.pipelines import alternating_arrays, joint_arrays, stl_arrays
+        from utils.pipelines import alternating_arrays, joint_arrays, stl_arrays, true_targets
 
         ph = self.schedule.phase(epoch)
         trains = [sp.train for sp in self.splits]
@@ -197,6 +202,9 @@ class Trainer:
             fills, stats = self.teacher.fills_for([trains[ph]], epoch)
             task_fills = {t: rows for (_, t), rows in fills.items()}
             (paths, targets), name = alternating_arrays(trains[ph], self.classes, task_fills), trains[ph].name
+        if self.ltn:  # the label transfer network learns from true labels only
+            true = joint_arrays(trains, self.classes)[1] if ph == "joint" else true_targets(trains[ph], self.classes)
+            targets.update({f"{t}_ltn": true[t] for t in self.ltn})
         if self.cfg.age_sigma > 0 and self.classes.get("age") == 101:
             targets["age"] = smooth_years(targets["age"], self.cfg.age_sigma)
         return paths, targets, stats, name
@@ -318,6 +326,11 @@ class Trainer:
                "lr": self.lr, "frozen": int(bool(self.frozen)), "seconds": 0.0,
                **{f"train_{k}": float(v[-1]) for k, v in hist.items()}, **stats, cfg.monitor: value,
                **self.budget.add(len(paths), self.trained_tables(epoch))}
+        task_part = sum(float(cfg.loss_weights.get(t, 1.0)) * float(hist[f"{t}_prediction_loss"][-1])
+                        for t in self.classes if f"{t}_prediction_loss" in hist)
+        if "loss" in hist and (cfg.regularization or cfg.weights_decay):  # what the penalties add to the loss
+            row["train_penalty"] = float(hist["loss"][-1]) - task_part
+            row["train_penalty_share"] = row["train_penalty"] / max(float(hist["loss"][-1]), 1e-12)
         if getattr(self, "weighting", None) is not None:
             self.weighting.epoch_end({t: float(hist[f"{t}_prediction_loss"][-1]) for t in self.classes
                                       if f"{t}_prediction_loss" in hist})
@@ -400,4 +413,9 @@ def check_finite(history: dict, epoch: int, phase: str, run_path: Path) -> None:
 
 def train(cfg: RunConfig, resume: bool = False) -> dict:
     """Train one configuration (or continue it from its run folder); returns the run folder and test metrics."""
-    return Trainer(cfg).fit(resume)
+    trainer = Trainer(cfg)
+    try:
+        return trainer.fit(resume)
+    finally:
+        if getattr(trainer, "run", None) is not None:
+            trainer.run.release()
