@@ -46,7 +46,8 @@ WEIGHTINGS = ["uncertainty", "dwa", "gradnorm", "pcgrad", "famo", "mgda", "cagra
 BN_MODES = ["moving", "mixed"]  # per_dataset (the default) is mtl_sa_hard itself
 PRESETS = {
     # synthetic emotion + pose (ALTERNATIVE_EP / CONFUSION_EP_multitask)
-    "toy": dict(datasets={"emotion": "toy_emotion", "pose": "toy_pose"}, rounds=10, batch_size=64, extra=[],
+    "toy": dict(datasets={"emotion": "toy_emotion", "pose": "toy_pose"}, rounds=8, batch_size=64,
+                extra=["--input_size=32"],
                 scripts={"joint": "CONFUSION_EP_multitask", "alternating": "ALTERNATIVE_EP",
                          "manifold": "CONFUSION_EP_multitask_manifold"}),
     # real data: FER2013 emotion, Pointing'04 pose, UTKFace gender + age in years (subsets, 48 px grey)

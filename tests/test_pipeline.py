@@ -54,6 +54,27 @@ def test_cached_images_equal_decoded_images(tables):
     np.testing.assert_array_equal(y_files["emotion_prediction"], y_cache["emotion_prediction"])
 
 
+def test_disk_cache_equals_the_memory_cache_and_is_reused_until_a_file_changes(tables, tmp_path):
+    t = tables[0]
+    tg = true_targets(t, {"emotion": 7})
+    memory = ImageCache(t.paths, 32, 1)
+    disk = ImageCache(t.paths, 32, 1, disk_dir=str(tmp_path / "cache"))
+    assert disk.path.exists() and not list(disk.path.parent.glob(".*.tmp"))  # written whole, then renamed
+    order = np.random.default_rng(0).permutation(len(t))
+    x_mem, _ = first_batch(make_dataset(t.paths[order], {k: v[order] for k, v in tg.items()}, 16, 32, 1,
+                                        cache=memory))
+    x_disk, _ = first_batch(make_dataset(t.paths[order], {k: v[order] for k, v in tg.items()}, 16, 32, 1,
+                                         cache=disk))
+    np.testing.assert_array_equal(x_mem.numpy(), x_disk.numpy())
+    written = disk.path.stat().st_mtime_ns
+    again = ImageCache(t.paths, 32, 1, disk_dir=str(tmp_path / "cache"))
+    assert again.path == disk.path and disk.path.stat().st_mtime_ns == written  # reused, not rewritten
+    import os
+
+    os.utime(t.paths[0], ns=(1, 1))  # a changed image file makes a new cache
+    assert ImageCache(t.paths, 32, 1, disk_dir=str(tmp_path / "cache")).path != disk.path
+
+
 def test_augmentation_changes_pixels_not_shapes(tables):
     t = tables[0]
     tg = true_targets(t, {"emotion": 7})

@@ -118,8 +118,11 @@ def build_parser(script: str) -> argparse.ArgumentParser:
     g.add_argument("--fold", type=int, default=0, help="which fold is the test set")
     g.add_argument("--val_fraction", type=float, default=0.1, help="share of train held out for validation")
     g.add_argument("--limit", type=int, default=None, help="use at most this many rows per dataset")
-    g.add_argument("--cache_mb", type=int, default=3072,
+    g.add_argument("--cache_mb", type=int, default=RUN_DEFAULTS["cache_mb"],
                    help="keep decoded images in memory when they fit in this many MB (0 = never)")
+    _bool(g, "disk_cache", default=RUN_DEFAULTS["disk_cache"],
+          help="decoded images that exceed --cache_mb go to a memory-mapped file in DATA_DIR/cache/, reused by "
+               "later runs (False: decode the files every epoch)")
     g.add_argument("--age_kind", default="auto", choices=("auto", "groups", "years"),
                    help="age as the 8 Adience groups or as years 0..100 (101 bins, expected value); "
                         "auto: years for utkface/imdb/wiki/fgnet, groups otherwise")
@@ -259,8 +262,8 @@ def normalise_argv(argv: list, parser: argparse.ArgumentParser) -> list:
     return out
 
 
-RESUMABLE = {"epoch", "rounds", "patience", "early_stopping_patience", "data_dir", "cache_mb", "image_check",
-             "skip_bad_images"}  # flags a resumed run may change (recorded in its config.json)
+RESUMABLE = {"epoch", "rounds", "patience", "early_stopping_patience", "data_dir", "cache_mb", "disk_cache",
+             "image_check", "skip_bad_images"}  # flags a resumed run may change (recorded in its config.json)
 
 
 def given_flags(tokens: list, parser: argparse.ArgumentParser) -> set:
@@ -418,7 +421,8 @@ def parse_flags(script: str, argv: list | None = None):
         early_stopping_patience=a.early_stopping_patience,
         monitor=a.monitor, n_splits=a.n_splits, fold=a.fold, val_fraction=a.val_fraction, seed=a.seed,
         data_dir=a.data_dir, output_dir=a.output_dir, run_name=a.run_name, weights=weights,
-        input_size=a.input_size, limit=a.limit, cache_mb=a.cache_mb, image_check=a.image_check,
+        input_size=a.input_size, limit=a.limit, cache_mb=a.cache_mb, disk_cache=a.disk_cache,
+        image_check=a.image_check,
         skip_bad_images=a.skip_bad_images, weighting=weighting, weighting_lr=weighting_lr,
         distribute=a.distribute, mixed_precision=a.mixed_precision, jit=a.jit, age_kind=a.age_kind,
         age_sigma=a.age_sigma, age_loss=a.age_loss, plot_pseudo=plot_pseudo,

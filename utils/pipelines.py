@@ -3,9 +3,13 @@
 Every pipeline is built the same way: numpy arrays of image paths and per-task target rows (zeros =
 missing, soft or weighted rows = pseudo / distilled targets) go through ``make_dataset``, which
 decodes, resizes, converts to grey for one-channel models, augments, shuffles per epoch with a seed,
-batches and prefetches, all inside TensorFlow: no Python runs per image or per batch.
+batches and prefetches, all inside TensorFlow: no Python runs per image (the disk-backed image cache
+runs one numpy gather per batch).
 """
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -70,24 +74,80 @@ def flip_batch(images, targets: dict, seed, flip_perms: dict):
 
 
 class ImageCache:
-    """Decoded, resized images (uint8) of a fixed set of files, held in memory.
+    """Decoded, resized images (uint8) of a fixed set of files, in memory or in a file on disk.
 
     Training re-reads the same images several times per epoch (the epoch itself, pseudo-label
     passes over the unlabelled and labelled sets, validation); with the cache each later pass is a
-    gather from memory instead of a JPEG decode. The array lives in a ``tf.Variable`` so that
-    tf.data captures it by handle instead of copying it into the graph.
+    gather instead of a JPEG decode. In memory the array lives in a ``tf.Variable`` so that tf.data
+    captures it by handle instead of copying it into the graph. With ``disk_dir`` (datasets whose
+    decoded images exceed the memory budget) the array is an ``.npy`` file written once and reused by
+    every later run over the same files at the same size; batches are read from it with ``pread``,
+    so the images sit in the operating system's page cache, not in the process's memory.
     """
 
-    def __init__(self, paths, size: int, channels: int, batch_size: int = 256):
+    def __init__(self, paths, size: int, channels: int, batch_size: int = 256, disk_dir: str | None = None):
         paths = np.asarray(sorted(set(map(str, paths))))
         self.index = {p: i for i, p in enumerate(paths)}
         self.size, self.channels = size, channels
+        self.on_disk = disk_dir is not None
+        if self.on_disk:
+            self.shape = self._disk_array(paths, Path(disk_dir), batch_size)
+            return
         try:
             blocks = [tf.cast(tf.round(x), tf.uint8).numpy()
                       for x in _decode_dataset(paths, batch_size, size, channels)]
         except tf.errors.InvalidArgumentError:
             raise_undecodable(paths)
         self.images = tf.Variable(np.concatenate(blocks), trainable=False, name="image_cache")
+
+    def _disk_array(self, paths: np.ndarray, folder: Path, batch_size: int) -> np.ndarray:
+        """Open the ``.npy`` file of ``paths`` (decoded now unless a matching file exists); its shape."""
+        import hashlib
+
+        digest = hashlib.sha1(f"{self.size}x{self.channels}".encode())
+        for p in paths:  # a file that changes (size or time) makes a new cache
+            st = os.stat(p)
+            digest.update(f"\n{p}\t{st.st_size}\t{st.st_mtime_ns}".encode())
+        key = digest.hexdigest()
+        target = folder / f"images-{self.size}x{self.channels}-{key[:16]}.npy"
+        self.path = target
+        if not target.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+            out = np.lib.format.open_memmap(tmp, "w+", np.uint8, (len(paths), self.size, self.size, self.channels))
+            start = 0
+            try:
+                for x in _decode_dataset(paths, batch_size, self.size, self.channels):
+                    block = tf.cast(tf.round(x), tf.uint8).numpy()
+                    out[start:start + len(block)] = block
+                    start += len(block)
+                out.flush()
+                del out
+                os.replace(tmp, target)  # a killed run leaves no half-written cache behind
+            except tf.errors.InvalidArgumentError:
+                tmp.unlink(missing_ok=True)
+                raise_undecodable(paths)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+        with open(target, "rb") as f:  # rows are read with pread: page cache, not this process's memory
+            version = np.lib.format.read_magic(f)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                np.lib.format.read_array_header_2_0
+            shape, _, _ = read_header(f)
+            self._offset = f.tell()
+        self._fd = os.open(target, os.O_RDONLY)
+        self._row_bytes = self.size * self.size * self.channels
+        return shape
+
+    def read_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Rows of the disk cache, in the order given (read in file order)."""
+        out = np.empty((len(rows), self.size, self.size, self.channels), np.uint8)
+        flat = out.reshape(len(rows), -1)
+        for j in np.argsort(rows, kind="stable"):
+            flat[j] = np.frombuffer(os.pread(self._fd, self._row_bytes, self._offset + int(rows[j]) * self._row_bytes),
+                                    np.uint8)
+        return out
 
     @staticmethod
     def nbytes(n_images: int, size: int, channels: int) -> int:
@@ -97,7 +157,11 @@ class ImageCache:
         return np.fromiter((self.index[str(p)] for p in paths), np.int64, len(paths))
 
     def gather(self, rows):
-        return tf.cast(tf.gather(self.images, rows), tf.float32)
+        if not self.on_disk:
+            return tf.cast(tf.gather(self.images, rows), tf.float32)
+        images = tf.numpy_function(self.read_rows, [rows], tf.uint8)
+        images.set_shape((None, self.size, self.size, self.channels))
+        return tf.cast(images, tf.float32)
 
 
 def raise_undecodable(paths) -> None:

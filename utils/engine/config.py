@@ -45,7 +45,8 @@ class RunConfig:
     weighting_lr: float = 0.025  # step size of the strategy's own parameters
     cross_stitch: bool = True
     bn_stats: str = "per_dataset"  # alternating runs: per_dataset | mixed | moving (engine/batchnorm.py)
-    cache_mb: int = 3072
+    cache_mb: int = 3072  # decoded images above this many MB are cached on disk instead (disk_cache)
+    disk_cache: bool = True
     plot_pseudo: bool = False  # weight histograms and t-SNE of pseudo labels per epoch
     age_kind: str = "auto"  # auto | groups | years
     age_sigma: float = 0.0  # years: Gaussian label smoothing around the true age

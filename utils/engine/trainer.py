@@ -100,17 +100,25 @@ class Trainer:
             "started": stamp})
 
     def build_cache(self, cfg: RunConfig):
-        """Decode every image of the run once into memory when it fits in ``cache_mb``."""
+        """Decode every image of the run once: into memory when it fits in ``cache_mb``, else into a
+        memory-mapped file under DATA_DIR/cache/ that later runs over the same images reuse."""
         from utils.pipelines import ImageCache
 
         paths = {p for sp in self.splits for part in (sp.train, sp.valid, sp.test) for p in part.paths}
         need = ImageCache.nbytes(len(paths), self.spec.input_size, self.spec.channels)
-        if need > cfg.cache_mb * 2**20:
+        t0 = time.time()
+        if need <= cfg.cache_mb * 2**20:
+            cache = ImageCache(list(paths), self.spec.input_size, self.spec.channels)
+            log.info("image cache: %d images, %.0f MB in memory, decoded in %.1fs", len(paths), need / 2**20,
+                     time.time() - t0)
+            return cache
+        if not cfg.disk_cache:
             log.info("image cache off: %.0f MB needed, --cache_mb=%d", need / 2**20, cfg.cache_mb)
             return None
-        t0 = time.time()
-        cache = ImageCache(list(paths), self.spec.input_size, self.spec.channels)
-        log.info("image cache: %d images, %.0f MB, decoded in %.1fs", len(paths), need / 2**20, time.time() - t0)
+        cache = ImageCache(list(paths), self.spec.input_size, self.spec.channels,
+                           disk_dir=str(Path(cfg.data_dir) / "cache"))
+        log.info("image cache: %d images, %.0f MB on disk (over --cache_mb=%d), %s in %.1fs: %s", len(paths),
+                 need / 2**20, cfg.cache_mb, "ready", time.time() - t0, cache.path)
         return cache
 
     def validation_mae_of_mean(self) -> dict:
