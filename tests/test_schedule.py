@@ -112,3 +112,11 @@ def test_alternating_run_estimates_each_datasets_statistics(mode, toy_root, tmp_
         np.testing.assert_allclose(m, m_mix, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(v, v_mix, rtol=1e-4, atol=1e-6)
     assert t.dataset_bn_stats(t.splits[1].valid) is pose
+    import json
+
+    from utils.evaluate import evaluate, load_model_and_config
+
+    net, config, _ = load_model_and_config(str(t.run.path), None)  # evaluate.py reproduces the run's test numbers
+    metrics, _ = evaluate(net, config, "toy_pose", "test", data_dir=toy_root)
+    saved = json.loads((t.run.path / "test_metrics.json").read_text())["test"]["pose"]
+    assert metrics["pose"]["acc"] == saved["acc"]

@@ -63,8 +63,13 @@ class TFLiteModel:
 
 
 def evaluate(net, config: dict, dataset: str, split: str = "test", tasks=None, data_dir=None,
-             batch_size: int = 128) -> tuple:
-    """``({task: metrics}, table)`` of ``net`` on ``dataset``'s rows of ``split``."""
+             batch_size: int = 128, bn_stats: str = "auto") -> tuple:
+    """``({task: metrics}, table)`` of ``net`` on ``dataset``'s rows of ``split``.
+
+    ``bn_stats``: ``saved`` normalises with the BatchNorm statistics stored in the model; ``own``
+    re-estimates them on 1,024 of the dataset's training rows first, as an alternating run with
+    ``--bn_stats per_dataset`` evaluates its datasets; ``auto`` = ``own`` for such runs, else ``saved``.
+    """
     from utils.datasets import load_table, split_indices
     from utils.evaluation import predict_table, task_metrics
     from utils.tasks import TASKS, dataset_info
@@ -84,13 +89,30 @@ def evaluate(net, config: dict, dataset: str, split: str = "test", tasks=None, d
         if len(table.info.vocab[t]) != heads[t]:
             raise DataError(f"'{t}': the model has {heads[t]} classes, dataset '{table.name}' "
                             f"{len(table.info.vocab[t])} ({', '.join(map(str, table.info.vocab[t]))[:80]})")
+    if config.get("limit") and table.name in {n for n, _ in config.get("datasets", [])}:
+        import numpy as np  # the run's own --limit subset of its datasets, as load_splits draws it
+
+        table = table.subset(np.random.default_rng(config.get("seed", 1)).permutation(len(table))[:config["limit"]])
+    parts = split_indices(table, config.get("n_splits", 5), config.get("fold", 0), config.get("seed", 1),
+                          config.get("val_fraction", 0.1))
+    train = table.subset(parts["train"])
     if split != "all":
-        parts = split_indices(table, config.get("n_splits", 5), config.get("fold", 0), config.get("seed", 1),
-                              config.get("val_fraction", 0.1))
         table = table.subset(parts[split])
     from utils.pipelines import ImageCache
 
     _, size, _, channels = net.input.shape
+    if bn_stats == "auto":
+        per_dataset = config.get("mode") == "alternating" and config.get("bn_stats") == "per_dataset"
+        bn_stats = "own" if per_dataset and hasattr(net, "layers") else "saved"
+    if bn_stats == "own":
+        from utils.engine.batchnorm import BatchNormStats, sample_paths
+        from utils.engine.trainer import BN_SAMPLE
+        from utils.pipelines import image_dataset
+
+        bn = BatchNormStats(net)
+        sample = sample_paths(train.paths, BN_SAMPLE, config.get("seed", 1))
+        bn.set(bn.estimate(image_dataset(sample, config.get("batch_size", 32), int(size), int(channels),
+                                         ImageCache(sample, int(size), int(channels)))))
     # decoded once and rounded to uint8 after resizing, exactly as training and the demos feed the model
     cache = ImageCache(table.paths, int(size), int(channels))
     preds = predict_table(net, table, batch_size, int(size), int(channels), cache)
@@ -107,11 +129,14 @@ def main(argv=None) -> int:
     p.add_argument("--split", default="test", choices=("all", "train", "valid", "test"))
     p.add_argument("--task", nargs="*", default=None, help="tasks to evaluate (default: all the dataset labels)")
     p.add_argument("--data_dir", default=None)
+    p.add_argument("--bn_stats", default="auto", choices=("auto", "saved", "own"),
+                   help="BatchNorm statistics: the model's, or re-estimated on the dataset's training rows (auto: "
+                        "as the run evaluated)")
     p.add_argument("--out", default=None, help="output folder (default: <run or model folder>/eval_<dataset>_<split>)")
     a = p.parse_args(argv)
     try:
         net, config, path = load_model_and_config(a.run, a.model)
-        metrics, table = evaluate(net, config, a.dataset, a.split, a.task, a.data_dir)
+        metrics, table = evaluate(net, config, a.dataset, a.split, a.task, a.data_dir, bn_stats=a.bn_stats)
         out = Path(a.out) if a.out else path.parent / f"eval_{table.name}_{a.split}"
         from utils.run_dir import RunDir
 

@@ -93,12 +93,15 @@ class ImageCache:
         if self.on_disk:
             self.shape = self._disk_array(paths, Path(disk_dir), batch_size)
             return
+        array = np.empty((len(paths), size, size, channels), np.uint8)  # filled in place: no list of blocks
+        start = 0
         try:
-            blocks = [tf.cast(tf.round(x), tf.uint8).numpy()
-                      for x in _decode_dataset(paths, batch_size, size, channels)]
+            for x in _decode_dataset(paths, batch_size, size, channels):
+                array[start:start + len(x)] = tf.cast(tf.round(x), tf.uint8).numpy()
+                start += len(x)
         except tf.errors.InvalidArgumentError:
             raise_undecodable(paths)
-        self.images = tf.Variable(np.concatenate(blocks), trainable=False, name="image_cache")
+        self.images = tf.Variable(array, trainable=False, name="image_cache")
 
     def _disk_array(self, paths: np.ndarray, folder: Path, batch_size: int) -> np.ndarray:
         """Open the ``.npy`` file of ``paths`` (decoded now unless a matching file exists); its shape."""
