@@ -1,23 +1,30 @@
 """Held-out evaluation on true labels only: per-task accuracy, loss and confusion matrices."""
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from utils.pipelines import image_dataset
 from utils.tasks import AGE_GROUPS8, years_to_group
 
+_FORWARD = weakref.WeakKeyDictionary()  # model -> its compiled inference function
+
 
 def predict(model, dataset, local: bool = False) -> dict:
-    """``model.predict`` on a dataset of images; ``local`` runs plain forward passes instead.
+    """The model's outputs on a dataset of images, through one compiled forward function per model.
 
-    Keras 3's predict loop does not run under MultiWorkerMirroredStrategy (keras-team/keras#20585);
-    every worker holds the full weights, so a local forward pass gives the same numbers.
+    Faster than ``model.predict`` for the many short passes of training (pseudo labels, validation):
+    no per-call data adapter or callbacks. It also runs under MultiWorkerMirroredStrategy, whose
+    predict loop Keras 3 does not support (keras-team/keras#20585); every worker holds the full
+    weights. (``local`` is accepted for callers that say so; every path is local now.)
     """
-    if not local:
-        return {k: np.asarray(v) for k, v in model.predict(dataset, verbose=0).items()}
     import tensorflow as tf
 
-    forward = tf.function(lambda x: model(x, training=False))
+    forward = _FORWARD.get(model)
+    if forward is None:
+        forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        _FORWARD[model] = forward
     parts = [{k: v.numpy() for k, v in forward(x).items()} for x in dataset]
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 

@@ -19,12 +19,16 @@ from utils.pseudo_labels import build_targets
 
 log = logging.getLogger(__name__)
 
+LABELLED_SAMPLE = 2048  # labelled rows per dataset whose features describe the labelled distribution
+PREDICT_BATCH = 256
+
 
 class Teacher:
     def __init__(self, trainer):
         self.t = trainer  # model, splits, classes, cfg, cache, spec, strategy: read-only here
         self.snapshot = self.probe = self.bn = None
         self.passed: dict = {}  # task -> epoch (1-based) at which its teacher passed the gate
+        self.samples: dict = {}  # dataset name -> its seeded labelled sample (the same every epoch)
 
     # ------------------------------------------------------------------------------------ gate
     def chance_gap(self, task: str, metrics: dict) -> float:
@@ -68,9 +72,18 @@ class Teacher:
         stats = self.t.dataset_bn_stats(table)
         if stats is not None and self.bn:
             self.bn.set(stats)
-        ds = image_dataset(table.paths, max(self.t.cfg.batch_size, 64), self.t.spec.input_size,
-                           self.t.spec.channels, self.t.cache)
+        ds = image_dataset(table.paths, PREDICT_BATCH, self.t.spec.input_size, self.t.spec.channels, self.t.cache)
         return predict(self.probe, ds, local=self.t.multiworker)
+
+    def labelled_sample(self, table: Table) -> Table:
+        """A seeded sample of at most ``LABELLED_SAMPLE`` rows: enough for the GMMs, density references
+        and label propagation, and a forward pass that stays small next to the epoch's training."""
+        if table.name not in self.samples:
+            rows = np.arange(len(table))
+            if len(rows) > LABELLED_SAMPLE:
+                rows = np.sort(np.random.default_rng(self.t.cfg.seed).choice(rows, LABELLED_SAMPLE, replace=False))
+            self.samples[table.name] = table.subset(rows) if len(rows) < len(table) else table
+        return self.samples[table.name]
 
     # ----------------------------------------------------------------------------------- fills
     def fills_for(self, unlabelled: list, epoch: int) -> tuple:
@@ -108,7 +121,7 @@ class Teacher:
             feat_u = feat_l = None
             if p.needs_features:
                 feat_u = np.concatenate([outs[i][f"{task}_features"] for i in members])
-                labelled = [sp.train for sp in self.t.splits if task in sp.train.labels]
+                labelled = [self.labelled_sample(sp.train) for sp in self.t.splits if task in sp.train.labels]
                 lab_out = [outputs(t) for t in labelled]
                 feat_l = np.concatenate([o[f"{task}_features"] for o in lab_out])
                 if p.is_LTN:  # LEL-LTN: the network's own label transfer output for the missing task

@@ -252,7 +252,7 @@ class Trainer:
             stats = self.dataset_bn_stats(table)
             if stats is not None:
                 self.bn.set(stats)
-            preds.append(predict_table(self.model, table, max(self.cfg.batch_size, 64), self.spec.input_size,
+            preds.append(predict_table(self.model, table, 256, self.spec.input_size,
                                        self.spec.channels, self.cache, local=self.multiworker))
         if own is not None:
             self.bn.set(own)
