@@ -127,7 +127,7 @@ def main(argv=None) -> int:
                   flush=True)
     from utils.report import collect, find_runs, write_report
 
-    write_report(collect(find_runs([out / "runs"])), out / "report")
+    write_report(collect(find_runs([out / "runs"])), out / "report", ("All-in-one", "naive alternation"))
     print((out / "report" / "results.md").read_text())
     print(f"study finished in {(time.time() - t_start) / 60:.1f} min -> {out}/report/")
     return 0

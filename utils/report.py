@@ -90,7 +90,7 @@ def table(groups: dict) -> tuple:
     return tasks, metric, rows
 
 
-def write_report(groups: dict, out: Path) -> dict:
+def write_report(groups: dict, out: Path, baselines=("All-in-one",)) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     tasks, metric, rows = table(groups)
 
@@ -113,7 +113,7 @@ def write_report(groups: dict, out: Path) -> dict:
         label, model, data = r["method"].split(" | ")
         md.append(f"| {label} | {model} | {data} | {r['runs']} | " + " | ".join(fmt(r[t]) for t in tasks)
                   + f" | {budget(r)} |")
-    pairs = paired_with_baseline(groups, tasks, metric)
+    pairs = "".join(paired_with_baseline(groups, tasks, metric, b) for b in baselines)
     (out / "results.md").write_text(
         "Held-out test results of the best weights, mean ± std over runs (seeds / folds); a single value "
         "where there is one run. Budget: optimizer steps / true-label passes over each task's training "
@@ -162,7 +162,7 @@ def paired_with_baseline(groups: dict, tasks: list, metric: dict, baseline: str 
         lines.append(f"| {label} | {rest.split(' | ')[0]} | {len(matched)} | " + " | ".join(cells) + " |")
     if not lines:
         return ""
-    return ("\nPaired with All-in-one (same model, datasets and seed): method minus All-in-one, positive = "
+    return (f"\nPaired with {baseline} (same model, datasets and seed): method minus {baseline}, positive = "
             "better (MAE: lower), mean ± std over seeds (seeds better / pairs, paired t-test p).\n\n"
             "| method | model | pairs | " + " | ".join(tasks) + " |\n|---|---|---:|" + "---:|" * len(tasks) + "\n"
             + "\n".join(lines) + "\n")
@@ -174,24 +174,33 @@ def plot_curves(groups: dict, tasks: list, metric: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 3.6), squeeze=False)
+    names = sorted(groups)
+    colours = plt.get_cmap("tab20")  # 20 distinct colours; solid then dashed beyond them
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks) + 2.6, 3.8), squeeze=False)
     for ax, t in zip(axes[0], tasks):
-        for name, runs in sorted(groups.items()):
+        for i, name in enumerate(names):
             key = f"val_{t}_{metric[t]}"
             curves = [[(float(m.get("rounds") or m["epoch"]), float(m[key])) for m in r["metrics"] if m.get(key)]
-                      for r in runs]
+                      for r in groups[name]]
             curves = [c for c in curves if c]
             if not curves:
                 continue
             n = min(map(len, curves))
             x = [p[0] for p in curves[0][:n]]  # rounds (passes over every dataset) when recorded, else epochs
-            ax.plot(x, np.mean([[p[1] for p in c[:n]] for c in curves], axis=0), marker="o", markersize=3,
+            ax.plot(x, np.mean([[p[1] for p in c[:n]] for c in curves], axis=0), marker="o", markersize=2.5,
+                    color=colours(i % 20), linestyle="-" if i < 20 else "--", linewidth=1.2,
                     label=name.split(" | ")[0])  # markers: a one-epoch run is a visible point
         ax.set_title(f"{t}: validation {'MAE (years)' if metric[t] == 'mae' else 'accuracy'}", fontsize=9)
         ax.set_xlabel("round (one pass over every dataset)")
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=6)
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    for ax in axes[0][1:]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.legend(handles, labels, loc="center right", fontsize=6.5, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1 - 2.5 / (4.5 * len(tasks) + 2.6), 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -200,12 +209,14 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("paths", nargs="+", help="run folders or folders containing them")
     p.add_argument("--out", default="report", help="output folder")
+    p.add_argument("--baseline", nargs="+", default=["All-in-one"],
+                   help="method names to pair every other method with, by seed (e.g. 'naive alternation')")
     a = p.parse_args(argv)
     runs = find_runs(a.paths)
     if not runs:
         print(f"error: no finished run folders (with test_metrics.json) under {' '.join(a.paths)}", file=sys.stderr)
         return 1
-    write_report(collect(runs), Path(a.out))
+    write_report(collect(runs), Path(a.out), a.baseline)
     print((Path(a.out) / "results.md").read_text())
     out = Path(a.out).resolve()
     print(f"{len(runs)} runs -> {out / 'results.md'}, {out / 'results.csv'}, {out / 'curves.png'}")
