@@ -88,9 +88,9 @@ def main(argv=None) -> int:
     print("\nmean over runs (validation accuracy of each dataset's own task)")
     for (mode, task), rs in sorted(by.items()):
         gap = np.array([r["own"] - r["engine"] for r in rs])
-        print(f"  --bn_stats {mode:12s} {task:8s} n={len(rs)} engine {np.mean([r['engine'] for r in rs]):.3f}  "
-              f"own {np.mean([r['own'] for r in rs]):.3f}  lost to normalisation {gap.mean():+.3f} "
-              f"(min {gap.min():+.3f}, max {gap.max():+.3f})")
+        means = "  ".join(f"{m} {np.mean([r[m] for r in rs]):.3f}" for m in modes)
+        print(f"  --bn_stats {mode:12s} {task:8s} n={len(rs)}  {means}  lost to normalisation (own - engine) "
+              f"{gap.mean():+.3f} (min {gap.min():+.3f}, max {gap.max():+.3f})")
     return 0
 
 
