@@ -181,3 +181,16 @@ def test_dcn_ap_propagates_labels_through_the_engine(toy_root, tmp_path):
     assert main("CONFUSION_EP_multitask", argv) == 0
     row = rows(tmp_path / "CONFUSION_EP_multitask" / "ap")[1]
     assert float(row["pseudo_emotion_selected_share"]) > 0 and "pseudo_pose_oracle_acc_selected" in row
+
+
+def test_a_run_over_the_memory_budget_trains_from_the_disk_cache(toy_root, tmp_path, capsys):
+    argv = ["--dataset=toy_emotion", "--task_type=0", "--epoch=1", *FAST, "--cache_mb=0", "--limit=64",
+            f"--data_dir={tmp_path / 'data'}", f"--output_dir={tmp_path}", "--run_name=d"]
+    import shutil
+
+    shutil.copytree(toy_root, tmp_path / "data", symlinks=True)
+    assert main("STL_general_train", argv) == 0
+    (cached,) = (tmp_path / "data" / "cache").glob("images-64x1-*.npy")
+    assert "MB on disk (over --cache_mb=0)" in capsys.readouterr().out
+    assert np.load(cached, mmap_mode="r").shape == (64, 64, 64, 1)  # the run's 64 images, decoded once
+    assert (tmp_path / "STL_general_train" / "d" / "test_metrics.json").exists()

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from utils.engine import Budget, Schedule
-from utils.engine.batchnorm import BatchNormStats, pooled
+from utils.engine.batchnorm import BatchNormStats, dataset_stats, pooled, update_dataset_stats
 from utils.engine.teacher import Teacher
 
 
@@ -102,7 +102,7 @@ def test_alternating_run_estimates_each_datasets_statistics(mode, toy_root, tmp_
     t = Trainer(cfg)
     t.fit()
     assert t.cfg.bn_stats == mode and t.schedule.epochs == 3 and cfg.run_name is None  # given config untouched
-    t.update_bn_stats(2)
+    update_dataset_stats(t, 2)
     if mode == "mixed":
         assert t.bn_dataset is None
         return
@@ -111,7 +111,7 @@ def test_alternating_run_estimates_each_datasets_statistics(mode, toy_root, tmp_
     for (m, v), (m_mix, v_mix) in zip(pooled([emo, pose]), t.bn.get()):
         np.testing.assert_allclose(m, m_mix, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(v, v_mix, rtol=1e-4, atol=1e-6)
-    assert t.dataset_bn_stats(t.splits[1].valid) is pose
+    assert dataset_stats(t, t.splits[1].valid) is pose
     import json
 
     from utils.evaluate import evaluate, load_model_and_config

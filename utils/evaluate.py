@@ -105,8 +105,7 @@ def evaluate(net, config: dict, dataset: str, split: str = "test", tasks=None, d
         per_dataset = config.get("mode") == "alternating" and config.get("bn_stats") == "per_dataset"
         bn_stats = "own" if per_dataset and hasattr(net, "layers") else "saved"
     if bn_stats == "own":
-        from utils.engine.batchnorm import BatchNormStats, sample_paths
-        from utils.engine.trainer import BN_SAMPLE
+        from utils.engine.batchnorm import BN_SAMPLE, BatchNormStats, sample_paths
         from utils.pipelines import image_dataset
 
         bn = BatchNormStats(net)

@@ -16,9 +16,10 @@ missing-task strategy (``PseudoConfig``). Each outer epoch
 
 At the end the best weights are evaluated on the test rows and written to ``test_metrics.json``.
 """
+from utils.engine.checkpoints import check_finite
 from utils.engine.config import RunConfig, Split, class_counts, config_from_run, load_config, load_splits
 from utils.engine.schedule import Budget, PlateauControl, Schedule
-from utils.engine.trainer import Trainer, check_finite, train
+from utils.engine.trainer import Trainer, train
 
 __all__ = ["Budget", "PlateauControl", "RunConfig", "Schedule", "Split", "Trainer", "check_finite",
            "class_counts", "config_from_run", "load_config", "load_splits", "train"]

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -69,3 +71,15 @@ def restore_checkpoint(trainer) -> int:
     if trainer.cfg.weighting != "fixed":  # not saved in checkpoints yet
         log.warning("--weighting=%s starts its own weights afresh after a resume", trainer.cfg.weighting)
     return 10**9 if state.get("stopped") else state["epoch"] + 1  # an early-stopped run has nothing left
+
+
+def check_finite(history: dict, epoch: int, phase: str, run_path: Path) -> None:
+    """Stop on a NaN/inf loss, naming the epoch and the task; last.keras keeps the last good weights."""
+    bad = [k for k, v in history.items() if v and not math.isfinite(float(v[-1]))]
+    if bad:
+        tasks = sorted(k.removesuffix("_prediction_loss") for k in bad if k.endswith("_prediction_loss"))
+        what = f"{', '.join(tasks)} loss" if tasks else ", ".join(bad)
+        last = run_path / "last.keras"
+        where = (f"the last good weights are in {last}" if last.exists()
+                 else "no epoch had finished, so no weights were saved")
+        raise FloatingPointError(f"epoch {epoch + 1} ({phase}): non-finite {what}; stopped; {where}")

@@ -5,6 +5,7 @@ import dataclasses
 import json
 import logging
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -174,3 +175,26 @@ def config_from_run(run_dir: str) -> RunConfig:
     run = Path(run_dir).resolve()
     kwargs["output_dir"], kwargs["script"], kwargs["run_name"] = str(run.parent.parent), run.parent.name, run.name
     return RunConfig(**kwargs)
+
+
+def build_cache(splits: list, spec, cfg: RunConfig):
+    """Decode every image of the run once: into memory when it fits in ``cache_mb``, else into an
+    ``.npy`` file under DATA_DIR/cache/ that later runs over the same images reuse (``ImageCache``)."""
+    from utils.pipelines import ImageCache
+
+    paths = {p for sp in splits for part in (sp.train, sp.valid, sp.test) for p in part.paths}
+    need = ImageCache.nbytes(len(paths), spec.input_size, spec.channels)
+    t0 = time.time()
+    if need <= cfg.cache_mb * 2**20:
+        cache = ImageCache(list(paths), spec.input_size, spec.channels)
+        log.info("image cache: %d images, %.0f MB in memory, decoded in %.1fs", len(paths), need / 2**20,
+                 time.time() - t0)
+        return cache
+    if not cfg.disk_cache:
+        log.info("image cache off: %.0f MB needed, --cache_mb=%d", need / 2**20, cfg.cache_mb)
+        return None
+    cache = ImageCache(list(paths), spec.input_size, spec.channels,
+                       disk_dir=str(Path(cfg.data_dir) / "cache"))
+    log.info("image cache: %d images, %.0f MB on disk (over --cache_mb=%d), ready in %.1fs: %s", len(paths),
+             need / 2**20, cfg.cache_mb, time.time() - t0, cache.path)
+    return cache

@@ -15,6 +15,7 @@ import logging
 import numpy as np
 
 from utils.datasets import Table
+from utils.engine.batchnorm import dataset_stats
 from utils.pseudo_labels import build_targets
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ class Teacher:
         from utils.evaluation import predict
         from utils.pipelines import image_dataset
 
-        stats = self.t.dataset_bn_stats(table)
+        stats = dataset_stats(self.t, table)
         if stats is not None and self.bn:
             self.bn.set(stats)
         ds = image_dataset(table.paths, PREDICT_BATCH, self.t.spec.input_size, self.t.spec.channels, self.t.cache)

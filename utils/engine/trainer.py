@@ -4,18 +4,17 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
-import math
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 from utils.datasets import default_data_dir
-from utils.engine.batchnorm import BatchNormStats, pooled, sample_paths
-from utils.engine.checkpoints import restore_checkpoint, save_checkpoint
-from utils.engine.config import RunConfig, class_counts, load_splits
+from utils.engine.batchnorm import BatchNormStats, dataset_stats, update_dataset_stats
+from utils.engine.checkpoints import check_finite, restore_checkpoint, save_checkpoint
+from utils.engine.config import RunConfig, build_cache, class_counts, load_splits
 from utils.engine.distribution import DistributedEpoch, make_strategy, run_folder
+from utils.engine.final_test import test_best_weights
 from utils.engine.schedule import Budget, PlateauControl, Schedule
 from utils.engine.teacher import Teacher
 from utils.targets import smooth_years
@@ -23,13 +22,11 @@ from utils.tasks import flip_permutations
 
 log = logging.getLogger(__name__)
 
-BN_SAMPLE = 1024  # training images per dataset for BatchNorm statistics (engine/batchnorm.py)
-
-
 class Trainer:
     """Runs one configuration end to end (see ``utils/engine/__init__.py``)."""
 
     checkpoint = save_checkpoint  # (epoch, row, is_best, stop): engine/checkpoints.py
+    finish = test_best_weights  # () -> {"run_dir", "test"}: engine/final_test.py
 
     def __init__(self, cfg: RunConfig):
         self.given = cfg  # never written to; ``self.cfg`` is the resolved copy
@@ -74,7 +71,7 @@ class Trainer:
         self.bn_dataset = None  # per-dataset BatchNorm statistics, when in use
         self.teacher = Teacher(self)
         self.distributed_epoch = DistributedEpoch(self)
-        self.cache = self.build_cache(cfg)
+        self.cache = build_cache(self.splits, self.spec, cfg)
         self.mae_of_mean = self.validation_mae_of_mean()
         folder = run_folder(cfg, self.strategy)
         if not resume and not self.multiworker:  # never reuse a run folder (workers share theirs by design)
@@ -98,28 +95,6 @@ class Trainer:
                             for (n, _), sp in zip(cfg.datasets, self.splits)},
             "split_protocol": {n: sp.protocol for (n, _), sp in zip(cfg.datasets, self.splits) if sp.protocol},
             "started": stamp})
-
-    def build_cache(self, cfg: RunConfig):
-        """Decode every image of the run once: into memory when it fits in ``cache_mb``, else into a
-        memory-mapped file under DATA_DIR/cache/ that later runs over the same images reuse."""
-        from utils.pipelines import ImageCache
-
-        paths = {p for sp in self.splits for part in (sp.train, sp.valid, sp.test) for p in part.paths}
-        need = ImageCache.nbytes(len(paths), self.spec.input_size, self.spec.channels)
-        t0 = time.time()
-        if need <= cfg.cache_mb * 2**20:
-            cache = ImageCache(list(paths), self.spec.input_size, self.spec.channels)
-            log.info("image cache: %d images, %.0f MB in memory, decoded in %.1fs", len(paths), need / 2**20,
-                     time.time() - t0)
-            return cache
-        if not cfg.disk_cache:
-            log.info("image cache off: %.0f MB needed, --cache_mb=%d", need / 2**20, cfg.cache_mb)
-            return None
-        cache = ImageCache(list(paths), self.spec.input_size, self.spec.channels,
-                           disk_dir=str(Path(cfg.data_dir) / "cache"))
-        log.info("image cache: %d images, %.0f MB on disk (over --cache_mb=%d), %s in %.1fs: %s", len(paths),
-                 need / 2**20, cfg.cache_mb, "ready", time.time() - t0, cache.path)
-        return cache
 
     def validation_mae_of_mean(self) -> dict:
         """Per age-in-years task: validation MAE of always predicting the training mean (chance level)."""
@@ -217,29 +192,6 @@ class Trainer:
             targets["age"] = smooth_years(targets["age"], self.cfg.age_sigma)
         return paths, targets, stats, name
 
-    # ------------------------------------------------------------------------------- BatchNorm
-    def update_bn_stats(self, epoch: int) -> None:
-        """After an alternating epoch: estimate each dataset's statistics; the model keeps their mix."""
-        from utils.pipelines import image_dataset
-
-        if not self.bn or self.cfg.bn_stats == "moving" or self.schedule.phase(epoch) == "joint":
-            self.bn_dataset = None
-            return
-        per = [self.bn.estimate(image_dataset(sample_paths(sp.train.paths, BN_SAMPLE, self.cfg.seed),
-                                              self.cfg.batch_size, self.spec.input_size, self.spec.channels,
-                                              self.cache)) for sp in self.splits]
-        self.bn.set(pooled(per))
-        self.bn_dataset = per if self.cfg.bn_stats == "per_dataset" else None
-
-    def dataset_bn_stats(self, table):
-        """The BatchNorm statistics to normalise ``table`` with, or None for the model's own."""
-        if self.bn_dataset is None:
-            return None
-        for sp, stats in zip(self.splits, self.bn_dataset):
-            if sp.train.name == table.name:
-                return stats
-        return None
-
     # ------------------------------------------------------------------------------ evaluation
     def evaluate(self, part: str) -> dict:
         from utils.evaluation import predict_table, task_metrics
@@ -249,7 +201,7 @@ class Trainer:
         own = self.bn.get() if self.bn_dataset is not None else None
         preds = []
         for table in tables:
-            stats = self.dataset_bn_stats(table)
+            stats = dataset_stats(self, table)
             if stats is not None:
                 self.bn.set(stats)
             preds.append(predict_table(self.model, table, 256, self.spec.input_size,
@@ -322,7 +274,7 @@ class Trainer:
         check_finite(hist, epoch, phase, self.run.path)
         timing["seconds_fit"], t1 = time.time() - t1, time.time()
         if cfg.mode == "alternating":
-            self.update_bn_stats(epoch)
+            update_dataset_stats(self, epoch)
         timing["seconds_bn"], t1 = time.time() - t1, time.time()
         val = self.evaluate("valid")
         value = self.monitored(val)
@@ -367,57 +319,6 @@ class Trainer:
             log.info("  early stopping after epoch %d: no improvement for %d %s", epoch + 1,
                      self.plateau.stop_patience, "rounds" if cfg.mode == "alternating" else "epochs")
         return stop
-
-    def finish(self) -> dict:
-        from models import load_model
-        from utils.pipelines import image_dataset
-
-        best = self.run.path / "best.keras"
-        if best.exists():
-            self.model.set_weights(load_model(best).get_weights())
-        if self.cfg.mode == "alternating" and self.bn and self.cfg.bn_stats == "per_dataset" and any(
-                self.schedule.phase(e) != "joint" for e in range(self.schedule.epochs)):
-            self.bn_dataset = [self.bn.estimate(image_dataset(
-                sample_paths(sp.train.paths, BN_SAMPLE, self.cfg.seed), self.cfg.batch_size, self.spec.input_size,
-                self.spec.channels, self.cache)) for sp in self.splits]
-        test = self.evaluate("test")
-        for t, m in test.items():
-            self.run.write_confusion(f"test_{t}", m["confusion"], m.get("confusion_names", self.class_names[t]),
-                                     f"test {t} (best weights)")
-        for t, m in test.items():
-            if "mae" in m:  # reference point: always predicting the training-set mean age
-                train = np.concatenate([sp.train.labels[t] for sp in self.splits if t in sp.train.labels])
-                truth = np.concatenate([sp.test.labels[t] for sp in self.splits if t in sp.test.labels])
-                m["mae_train_mean"] = float(np.abs(truth[truth >= 0] - train[train >= 0].mean()).mean())
-        result = {t: {"acc": m["acc"], "balanced_acc": m["balanced_acc"], "loss": m["loss"], "n": m["n"],
-                      "per_class_acc": dict(zip(self.class_names[t], m["per_class_acc"])),
-                      **({k: m[k] for k in ("mae", "cs5", "mae_train_mean") if k in m})}
-                  for t, m in test.items()}
-        self.run.write_json("test_metrics.json", {"run": str(self.run.path), "test": result,
-                                                  "budget": self.budget.counts})
-        log.info("test (best weights): " + " ".join(
-            f"{t}_acc={m['acc']:.4f}" + (f" {t}_mae={m['mae']:.2f} {t}_cs5={m['cs5']:.3f} (mae of the train "
-                                         f"mean: {m['mae_train_mean']:.2f})" if "mae" in m else "")
-            for t, m in test.items()))
-        for t, m in test.items():
-            if "mae" not in m:
-                log.info("  %s: %s", t, ", ".join(f"{n}={a:.2f}" for n, a in zip(self.class_names[t],
-                                                                                  m["per_class_acc"])
-                                                 if not math.isnan(a)))
-        return {"run_dir": str(self.run.path), "test": result}
-
-
-def check_finite(history: dict, epoch: int, phase: str, run_path: Path) -> None:
-    """Stop on a NaN/inf loss, naming the epoch and the task; last.keras keeps the last good weights."""
-    bad = [k for k, v in history.items() if v and not math.isfinite(float(v[-1]))]
-    if bad:
-        tasks = sorted(k.removesuffix("_prediction_loss") for k in bad if k.endswith("_prediction_loss"))
-        what = f"{', '.join(tasks)} loss" if tasks else ", ".join(bad)
-        last = run_path / "last.keras"
-        where = (f"the last good weights are in {last}" if last.exists()
-                 else "no epoch had finished, so no weights were saved")
-        raise FloatingPointError(f"epoch {epoch + 1} ({phase}): non-finite {what}; stopped; {where}")
-
 
 def train(cfg: RunConfig, resume: bool = False) -> dict:
     """Train one configuration (or continue it from its run folder); returns the run folder and test metrics."""

@@ -1,0 +1,48 @@
+"""The end of a run: the best weights on the test rows, ``test_metrics.json`` and test confusion matrices."""
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+
+from utils.engine.batchnorm import estimate_per_dataset
+
+log = logging.getLogger(__name__)
+
+
+def test_best_weights(trainer) -> dict:
+    """The best weights on every dataset's test rows: test_metrics.json and the test confusion matrices."""
+    from models import load_model
+
+    best = trainer.run.path / "best.keras"
+    if best.exists():
+        trainer.model.set_weights(load_model(best).get_weights())
+    if trainer.cfg.mode == "alternating" and trainer.bn and trainer.cfg.bn_stats == "per_dataset" and any(
+            trainer.schedule.phase(e) != "joint" for e in range(trainer.schedule.epochs)):
+        trainer.bn_dataset = estimate_per_dataset(trainer)
+    test = trainer.evaluate("test")
+    for t, m in test.items():
+        trainer.run.write_confusion(f"test_{t}", m["confusion"], m.get("confusion_names", trainer.class_names[t]),
+                                    f"test {t} (best weights)")
+    for t, m in test.items():
+        if "mae" in m:  # reference point: always predicting the training-set mean age
+            train = np.concatenate([sp.train.labels[t] for sp in trainer.splits if t in sp.train.labels])
+            truth = np.concatenate([sp.test.labels[t] for sp in trainer.splits if t in sp.test.labels])
+            m["mae_train_mean"] = float(np.abs(truth[truth >= 0] - train[train >= 0].mean()).mean())
+    result = {t: {"acc": m["acc"], "balanced_acc": m["balanced_acc"], "loss": m["loss"], "n": m["n"],
+                  "per_class_acc": dict(zip(trainer.class_names[t], m["per_class_acc"])),
+                  **({k: m[k] for k in ("mae", "cs5", "mae_train_mean") if k in m})}
+              for t, m in test.items()}
+    trainer.run.write_json("test_metrics.json", {"run": str(trainer.run.path), "test": result,
+                                              "budget": trainer.budget.counts})
+    log.info("test (best weights): " + " ".join(
+        f"{t}_acc={m['acc']:.4f}" + (f" {t}_mae={m['mae']:.2f} {t}_cs5={m['cs5']:.3f} (mae of the train "
+                                     f"mean: {m['mae_train_mean']:.2f})" if "mae" in m else "")
+        for t, m in test.items()))
+    for t, m in test.items():
+        if "mae" not in m:
+            log.info("  %s: %s", t, ", ".join(f"{n}={a:.2f}" for n, a in zip(trainer.class_names[t],
+                                                                              m["per_class_acc"])
+                                             if not math.isnan(a)))
+    return {"run_dir": str(trainer.run.path), "test": result}
