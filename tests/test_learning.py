@@ -43,6 +43,7 @@ def test_selected_pseudo_labels_are_more_accurate_than_rejected_ones(full_toy, t
 
     assert main("ALTERNATIVE_EP", [
         "--dataset_emotion=toy_emotion", "--dataset_pose=toy_pose", "--rounds=4", "--warmup_epochs=2",
+        "--model=mini_xception", "--input_size=32",
         "--batch_size=64", "--E_loss_weights=1", "--P_loss_weights=1", "--is_pesudo=True",
         "--is_pesudo_confidence=True", "--is_pesudo_density=True", "--is_pesudo_distribution=True",
         "--cluster_k=3", "--selection_threshold=0.5", f"--data_dir={full_toy}", f"--output_dir={tmp_path}",
