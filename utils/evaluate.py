@@ -89,10 +89,10 @@ def evaluate(net, config: dict, dataset: str, split: str = "test", tasks=None, d
         if len(table.info.vocab[t]) != heads[t]:
             raise DataError(f"'{t}': the model has {heads[t]} classes, dataset '{table.name}' "
                             f"{len(table.info.vocab[t])} ({', '.join(map(str, table.info.vocab[t]))[:80]})")
-    if config.get("limit") and table.name in {n for n, _ in config.get("datasets", [])}:
-        import numpy as np  # the run's own --limit subset of its datasets, as load_splits draws it
+    if table.name in {n for n, _ in config.get("datasets", [])}:  # the run's own --limit subset
+        from utils.engine.config import limited
 
-        table = table.subset(np.random.default_rng(config.get("seed", 1)).permutation(len(table))[:config["limit"]])
+        table = limited(table, config.get("limit"), config.get("seed", 1))
     parts = split_indices(table, config.get("n_splits", 5), config.get("fold", 0), config.get("seed", 1),
                           config.get("val_fraction", 0.1))
     train = table.subset(parts["train"])

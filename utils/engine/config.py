@@ -126,13 +126,25 @@ class Split:
     protocol: str = ""  # how the parts were made when it is not the obvious way (printed, in config.json)
 
 
+def limited(table: Table, limit: int | None, seed: int) -> Table:
+    """The seeded ``--limit`` subset of a dataset (all rows without a limit)."""
+    return table.subset(np.random.default_rng(seed).permutation(len(table))[:limit]) if limit else table
+
+
+def mae_of_train_mean(splits: list, task: str, part: str) -> float | None:
+    """MAE of always predicting the training rows' mean of ``task`` on the rows of ``part`` (chance level)."""
+    train = np.concatenate([sp.train.labels[task] for sp in splits if task in sp.train.labels])
+    truth = np.concatenate([getattr(sp, part).labels[task] for sp in splits if task in getattr(sp, part).labels])
+    train, truth = train[train >= 0], truth[truth >= 0]
+    return float(np.abs(truth - train.mean()).mean()) if len(train) and len(truth) else None
+
+
 def load_splits(cfg: RunConfig) -> list:
     """Load, validate and split every dataset of the run (fails before any model is built)."""
     splits = []
     for name, tasks in cfg.datasets:
         table = load_table(name, cfg.data_dir, tasks, cfg.image_check, cfg.age_kind)
-        if cfg.limit:
-            table = table.subset(np.random.default_rng(cfg.seed).permutation(len(table))[:cfg.limit])
+        table = limited(table, cfg.limit, cfg.seed)
         if cfg.skip_bad_images:
             from utils.datasets import undecodable
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 import logging
 import math
 
-import numpy as np
-
 from utils.engine.batchnorm import estimate_per_dataset
+from utils.engine.config import mae_of_train_mean
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +26,7 @@ def test_best_weights(trainer) -> dict:
                                     f"test {t} (best weights)")
     for t, m in test.items():
         if "mae" in m:  # reference point: always predicting the training-set mean age
-            train = np.concatenate([sp.train.labels[t] for sp in trainer.splits if t in sp.train.labels])
-            truth = np.concatenate([sp.test.labels[t] for sp in trainer.splits if t in sp.test.labels])
-            m["mae_train_mean"] = float(np.abs(truth[truth >= 0] - train[train >= 0].mean()).mean())
+            m["mae_train_mean"] = mae_of_train_mean(trainer.splits, t, "test")
     result = {t: {"acc": m["acc"], "balanced_acc": m["balanced_acc"], "loss": m["loss"], "n": m["n"],
                   "per_class_acc": dict(zip(trainer.class_names[t], m["per_class_acc"])),
                   **({k: m[k] for k in ("mae", "cs5", "mae_train_mean") if k in m})}

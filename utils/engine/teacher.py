@@ -123,8 +123,8 @@ class Teacher:
             if p.needs_features:
                 feat_u = np.concatenate([outs[i][f"{task}_features"] for i in members])
                 labelled = [self.labelled_sample(sp.train) for sp in self.t.splits if task in sp.train.labels]
-                lab_out = [outputs(t) for t in labelled]
-                feat_l = np.concatenate([o[f"{task}_features"] for o in lab_out])
+                if p.is_pesudo_distribution or p.is_MRF:  # the only users of the labelled features
+                    feat_l = np.concatenate([outputs(t)[f"{task}_features"] for t in labelled])
                 if p.is_LTN:  # LEL-LTN: the network's own label transfer output for the missing task
                     probs = np.concatenate([outs[i][f"{task}_ltn_probs"] for i in members])
                     logits = np.log(np.clip(probs, 1e-8, 1.0))

@@ -12,7 +12,7 @@ import numpy as np
 from utils.datasets import default_data_dir
 from utils.engine.batchnorm import BatchNormStats, dataset_stats, update_dataset_stats
 from utils.engine.checkpoints import check_finite, restore_checkpoint, save_checkpoint
-from utils.engine.config import RunConfig, build_cache, class_counts, load_splits
+from utils.engine.config import RunConfig, build_cache, class_counts, load_splits, mae_of_train_mean
 from utils.engine.distribution import DistributedEpoch, make_strategy, run_folder
 from utils.engine.final_test import test_best_weights
 from utils.engine.schedule import Budget, PlateauControl, Schedule
@@ -64,10 +64,10 @@ class Trainer:
         self.budget = Budget(list(self.classes), cfg.batch_size)
         with self.strategy.scope():
             self.model = build_net(self.spec)
-        if cfg.distribute != "none":  # replicas share BatchNorm batch statistics (and so moving averages)
-            for layer in BatchNormStats(self.model).layers:
-                layer.synchronized = True
         self.bn = BatchNormStats(self.model)
+        if cfg.distribute != "none":  # replicas share BatchNorm batch statistics (and so moving averages)
+            for layer in self.bn.layers:
+                layer.synchronized = True
         self.bn_dataset = None  # per-dataset BatchNorm statistics, when in use
         self.teacher = Teacher(self)
         self.distributed_epoch = DistributedEpoch(self)
@@ -98,15 +98,8 @@ class Trainer:
 
     def validation_mae_of_mean(self) -> dict:
         """Per age-in-years task: validation MAE of always predicting the training mean (chance level)."""
-        out = {}
-        for t, k in self.classes.items():
-            if k == 101:
-                train = np.concatenate([sp.train.labels[t] for sp in self.splits if t in sp.train.labels])
-                val = np.concatenate([sp.valid.labels[t] for sp in self.splits if t in sp.valid.labels])
-                train, val = train[train >= 0], val[val >= 0]
-                if len(train) and len(val):
-                    out[t] = float(np.abs(val - train.mean()).mean())
-        return out
+        maes = {t: mae_of_train_mean(self.splits, t, "valid") for t, k in self.classes.items() if k == 101}
+        return {t: v for t, v in maes.items() if v is not None}
 
     def compile(self, lr: float) -> None:
         import keras
