@@ -118,6 +118,8 @@ def build_parser(script: str) -> argparse.ArgumentParser:
     g.add_argument("--fold", type=int, default=0, help="which fold is the test set")
     g.add_argument("--val_fraction", type=float, default=0.1, help="share of train held out for validation")
     g.add_argument("--limit", type=int, default=None, help="use at most this many rows per dataset")
+    g.add_argument("--train_limit", type=int, default=None,
+                   help="train on at most this many rows per dataset; validation and test parts stay whole")
     g.add_argument("--cache_mb", type=int, default=RUN_DEFAULTS["cache_mb"],
                    help="keep decoded images in memory when they fit in this many MB (0 = never)")
     _bool(g, "disk_cache", default=RUN_DEFAULTS["disk_cache"],
@@ -421,7 +423,7 @@ def parse_flags(script: str, argv: list | None = None):
         early_stopping_patience=a.early_stopping_patience,
         monitor=a.monitor, n_splits=a.n_splits, fold=a.fold, val_fraction=a.val_fraction, seed=a.seed,
         data_dir=a.data_dir, output_dir=a.output_dir, run_name=a.run_name, weights=weights,
-        input_size=a.input_size, limit=a.limit, cache_mb=a.cache_mb, disk_cache=a.disk_cache,
+        input_size=a.input_size, limit=a.limit, train_limit=a.train_limit, cache_mb=a.cache_mb, disk_cache=a.disk_cache,
         image_check=a.image_check,
         skip_bad_images=a.skip_bad_images, weighting=weighting, weighting_lr=weighting_lr,
         distribute=a.distribute, mixed_precision=a.mixed_precision, jit=a.jit, age_kind=a.age_kind,

@@ -89,15 +89,17 @@ def evaluate(net, config: dict, dataset: str, split: str = "test", tasks=None, d
         if len(table.info.vocab[t]) != heads[t]:
             raise DataError(f"'{t}': the model has {heads[t]} classes, dataset '{table.name}' "
                             f"{len(table.info.vocab[t])} ({', '.join(map(str, table.info.vocab[t]))[:80]})")
-    if table.name in {n for n, _ in config.get("datasets", [])}:  # the run's own --limit subset
-        from utils.engine.config import limited
+    from utils.engine.config import limited
 
-        table = limited(table, config.get("limit"), config.get("seed", 1))
-    parts = split_indices(table, config.get("n_splits", 5), config.get("fold", 0), config.get("seed", 1),
+    own = table.name in {n for n, _ in config.get("datasets", [])}  # the run's own --limit subsets
+    seed = config.get("seed", 1)
+    if own:
+        table = limited(table, config.get("limit"), seed)
+    parts = split_indices(table, config.get("n_splits", 5), config.get("fold", 0), seed,
                           config.get("val_fraction", 0.1))
-    train = table.subset(parts["train"])
+    train = limited(table.subset(parts["train"]), config.get("train_limit") if own else None, seed)
     if split != "all":
-        table = table.subset(parts[split])
+        table = train if split == "train" else table.subset(parts[split])
     from utils.pipelines import ImageCache
 
     _, size, _, channels = net.input.shape

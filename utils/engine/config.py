@@ -68,6 +68,7 @@ class RunConfig:
     weights: str = "none"
     input_size: int | None = None
     limit: int | None = None
+    train_limit: int | None = None
     image_check: str = "header"
     skip_bad_images: bool = False
     verbose: int = 2
@@ -154,8 +155,8 @@ def load_splits(cfg: RunConfig) -> list:
                             name, len(bad), sorted(bad)[0])
                 table = table.subset(np.flatnonzero([p not in bad for p in table.paths]))
         parts = split_indices(table, cfg.n_splits, cfg.fold, cfg.seed, cfg.val_fraction)
-        splits.append(Split(*(table.subset(parts[s]) for s in ("train", "valid", "test")),
-                            parts.get("protocol", "")))
+        train = limited(table.subset(parts["train"]), cfg.train_limit, cfg.seed)
+        splits.append(Split(train, *(table.subset(parts[s]) for s in ("valid", "test")), parts.get("protocol", "")))
         if parts.get("protocol"):
             log.warning("%s: %s", name, parts["protocol"])
     return splits
