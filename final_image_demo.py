@@ -90,7 +90,8 @@ def main(argv=None) -> int:
                   f"annotated image: {out.resolve()}")
             for i, rec in enumerate(records):
                 print(f"  face {i}: box={rec['box']} " + " ".join(
-                    f"{t}={rec[t]['label']} ({rec[t]['prob']:.2f})" for t in predictor.tasks))
+                    f"{t}={rec[t]['label']}" + (f" ({rec[t]['prob']:.2f})" if "prob" in rec[t] else "")
+                    for t in predictor.tasks))
                 lines.append(json.dumps({"image": str(path or name), "face": i, **rec}))
             n_faces += len(records)
         if a.json:

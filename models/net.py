@@ -2,7 +2,8 @@
 
 Layer names every model shares, used by the pseudo-label code, the demos and the tests:
 ``preprocess``; per task ``<task>_fc`` (features), ``<task>`` (logits), ``<task>_prediction``
-(softmax); for dense-head backbones also ``common_fc`` and, with several tasks, ``cross_stitch``.
+(softmax; for a regression task the angles in degrees, ``ANGLE_SCALE * <task>``); for dense-head
+backbones also ``common_fc`` and, with several tasks, ``cross_stitch``.
 Model outputs are a dict keyed ``<task>_prediction``. Inputs are float RGB (or grey) pixels in
 [0, 255]; preprocessing is a layer of the model, so saved models carry it.
 """
@@ -23,6 +24,8 @@ from models.vggface import load_weights_by_name, resolve_weights
 
 log = logging.getLogger(__name__)
 
+ANGLE_SCALE = 30.0  # regression heads output angles in degrees as 30 x a unit-scale linear output
+
 
 @dataclass
 class ModelSpec:
@@ -38,6 +41,7 @@ class ModelSpec:
     weights: str = "none"  # none | pretrained | path to a weights file
     feature_regularization: dict = field(default_factory=dict)  # l21 / trace / nuclear / laplacian / sigma
     label_embedding: int = 0  # LEL-LTN: width of the shared label space (0 = plain softmax heads)
+    regression: tuple = ()  # tasks whose heads regress angles in degrees (one linear output each)
 
     def __post_init__(self):
         self.backbone = canonical_backbone(self.backbone)
@@ -65,6 +69,8 @@ def build_net(spec: ModelSpec) -> keras.Model:
     penalty = TaskWeightPenalty(**norms, l2=spec.weight_decay) if any(norms.values()) else None
     head_reg = {t: (penalty if i == 0 and penalty else reg) for i, t in enumerate(tasks)}
     lel = spec.label_embedding
+    if spec.regression and (lel or kind == "ssr"):
+        raise ValueError("angle regression heads work with plain heads: not with ssrnet or LEL-LTN")
     width = {t: lel or spec.tasks[t] for t in tasks}  # what each head's last layer produces
     feats, logits = [], []
     if kind == "ssr":
@@ -118,7 +124,8 @@ def build_net(spec: ModelSpec) -> keras.Model:
             ltn[f"{t}_ltn_prediction"] = L.Activation("softmax", dtype="float32", name=f"{t}_ltn_prediction")(
                 L.Dense(spec.tasks[t], name=f"{t}_ltn")(z))
     # float32 outputs and penalties keep mixed-precision training numerically safe
-    preds = [L.Activation("softmax", dtype="float32", name=f"{t}_prediction")(z) for t, z in zip(tasks, logits)]
+    preds = [L.Rescaling(ANGLE_SCALE, dtype="float32", name=f"{t}_prediction")(z) if t in spec.regression
+             else L.Activation("softmax", dtype="float32", name=f"{t}_prediction")(z) for t, z in zip(tasks, logits)]
     if laplacian:
         preds = FeatureRegularization(laplacian, fr.get("sigma", 0.5), dtype="float32",
                                       name="feature_regularization")(feats + preds)

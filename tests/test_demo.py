@@ -39,6 +39,21 @@ def test_image_demo_on_the_astronaut(epga_model, tmp_path):
     assert cv2.imread(str(out)).shape == (512, 512, 3)
 
 
+def test_a_pose_regression_model_reports_angles_and_draws_its_arrow(tmp_path):
+    path = tmp_path / "deg.keras"
+    build_net(ModelSpec("mini_xception", {"emotion": 7, "pose": 2}, input_size=48, regression=("pose",))).save(path)
+    out, js = tmp_path / "d.jpg", tmp_path / "d.json"
+    assert final_image_demo.main(["--weights", str(path), "--output", str(out), "--json", str(js)]) == 0
+    (face,) = jsonl(js)
+    assert set(face["pose"]["degrees"]) == {"yaw", "pitch"} and "probs" not in face["pose"]
+    assert face["pose"]["label"].startswith("yaw ")
+    tracker = FaceTracker(window=3)
+    for yaw in (10.0, 20.0, 60.0):  # the video demo smooths angles by their mean over the window
+        rec = {"box": face["box"], "pose": {"degrees": {"yaw": yaw, "pitch": 0.0}, "label": ""}}
+        tracker.update([rec], {"pose": ["yaw", "pitch"]})
+    assert rec["pose"]["smoothed_degrees"] == {"yaw": 30.0, "pitch": 0.0}
+
+
 def test_multi_face_image_gets_one_record_per_face(epga_model, tmp_path):
     img, truth = multi_face_image(3, seed=1)
     path = tmp_path / "group.png"

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from utils.datasets import load_table
-from utils.pipelines import ImageCache, joint_arrays, make_dataset, onehot, prepare_image, true_targets
+from utils.pipelines import ImageCache, joint_arrays, make_dataset, prepare_image, true_targets
+from utils.targets import onehot
 
 
 @pytest.fixture(scope="module")

@@ -128,6 +128,9 @@ def build_parser(script: str) -> argparse.ArgumentParser:
     g.add_argument("--age_kind", default="auto", choices=("auto", "groups", "years"),
                    help="age as the 8 Adience groups or as years 0..100 (101 bins, expected value); "
                         "auto: years for utkface/imdb/wiki/fgnet, groups otherwise")
+    g.add_argument("--pose_kind", default=RUN_DEFAULTS["pose_kind"], choices=("bins", "degrees"),
+                   help="head pose as the 5 yaw bins (classification) or as angles in degrees (regression: "
+                        "yaw[, pitch[, roll]] as the dataset gives them, MAE per angle)")
     g.add_argument("--age_sigma", type=float, default=0.0, help="years: Gaussian label smoothing (years)")
     g.add_argument("--age_loss", default="auto", choices=("auto", "ce", "l1"),
                    help="years: cross-entropy (DEX) or L1 on the expected age; auto = l1 for ssrnet")
@@ -331,6 +334,9 @@ def check_method_flags(a, given: set, spec: ScriptSpec, parser: argparse.Argumen
         if a.is_LTN and (a.weighting != "fixed" or a.distribute == "multiworker"):
             problems.append("--is_LTN=True trains its transfer network with the compiled losses: use "
                             "--weighting=fixed and no --distribute=multiworker")
+        if a.pose_kind == "degrees" and (a.is_MRF or a.is_LTN):
+            problems.append(f"--is_{'MRF' if a.is_MRF else 'LTN'}=True transfers class labels; with "
+                            f"--pose_kind=degrees use the MTL-SA, distilled or naive strategy")
         if a.is_MRF and a.is_LTN:
             problems.append("--is_MRF=True and --is_LTN=True are two different methods (DCN-AP, LEL-LTN)")
         if a.is_pesudo_distribution and a.cluster_k < 1:
@@ -424,10 +430,9 @@ def parse_flags(script: str, argv: list | None = None):
         monitor=a.monitor, n_splits=a.n_splits, fold=a.fold, val_fraction=a.val_fraction, seed=a.seed,
         data_dir=a.data_dir, output_dir=a.output_dir, run_name=a.run_name, weights=weights,
         input_size=a.input_size, limit=a.limit, train_limit=a.train_limit, cache_mb=a.cache_mb, disk_cache=a.disk_cache,
-        image_check=a.image_check,
-        skip_bad_images=a.skip_bad_images, weighting=weighting, weighting_lr=weighting_lr,
+        image_check=a.image_check, skip_bad_images=a.skip_bad_images, weighting=weighting, weighting_lr=weighting_lr,
         distribute=a.distribute, mixed_precision=a.mixed_precision, jit=a.jit, age_kind=a.age_kind,
-        age_sigma=a.age_sigma, age_loss=a.age_loss, plot_pseudo=plot_pseudo,
+        pose_kind=a.pose_kind, age_sigma=a.age_sigma, age_loss=a.age_loss, plot_pseudo=plot_pseudo,
         teacher_margin=teacher_margin), a.resume, given
 
 

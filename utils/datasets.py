@@ -99,6 +99,23 @@ def _int_labels(frame: pd.DataFrame, column: str, n_classes: int, csv: Path) -> 
     return values
 
 
+def _angle_labels(frame: pd.DataFrame, columns: tuple, csv: Path) -> np.ndarray:
+    """(N, k) head-pose angles in degrees from one column per angle; empty cells are missing (NaN)."""
+    out = np.full((len(frame), len(columns)), np.nan, np.float32)
+    for j, column in enumerate(columns):
+        raw = frame[column]
+        numeric = pd.to_numeric(raw, errors="coerce")
+        bad = raw.notna() & (numeric.isna() | (numeric.abs() > 180))
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataError(f"{csv}: row {i} (line {i + 2}): column '{column}' value '{raw.iloc[i]}' is not an "
+                            f"angle in degrees (-180..180)")
+        out[:, j] = numeric.to_numpy(np.float32)
+    if np.isnan(out).any(1).all():
+        raise DataError(f"{csv}: columns {', '.join(columns)} hold no complete angle row")
+    return out
+
+
 def check_images(paths: np.ndarray, csv: Path, mode: str = "header") -> None:
     """Fail on the first missing or unreadable image. ``mode``: none | exists | header | decode."""
     if mode == "none":
@@ -137,11 +154,14 @@ def undecodable(paths) -> list:
     return bad
 
 
-def load_table(name: str, data_dir=None, tasks=None, image_check: str = "header", age_kind: str = "auto") -> Table:
+def load_table(name: str, data_dir=None, tasks=None, image_check: str = "header", age_kind: str = "auto",
+               pose_kind: str = "bins") -> Table:
     """Read and validate the cleaned CSV of ``name`` (a dataset name or a .csv path).
 
     ``tasks``: the tasks the caller needs from this dataset; each must have a label column.
-    ``age_kind``: auto (the dataset's own), groups or years (see ``utils.tasks.dataset_info``).
+    ``age_kind``: auto (the dataset's own), groups or years; ``pose_kind``: bins or degrees (see
+    ``utils.tasks.dataset_info``). Class labels are integer arrays (-1 = missing), angles (N, k)
+    float arrays in degrees (NaN = missing).
     """
     csv = csv_path_for(name, data_dir)
     if not csv.is_file():
@@ -161,12 +181,18 @@ def load_table(name: str, data_dir=None, tasks=None, image_check: str = "header"
         raise DataError(f"{csv}: cannot be parsed as CSV ({detail})") from None
     if "full_path" not in frame.columns:
         raise DataError(f"{csv}: missing column 'full_path' (columns: {', '.join(frame.columns)})")
-    info = dataset_info(csv.stem.replace("_cleaned", ""), frame.columns, age_kind)
+    try:
+        info = dataset_info(csv.stem.replace("_cleaned", ""), frame.columns, age_kind, pose_kind)
+    except ValueError as exc:
+        raise DataError(f"{csv}: {exc}") from None
     wanted = tuple(tasks) if tasks else info.tasks
     for t in wanted:
-        if info.column(t) not in frame.columns:
-            raise DataError(f"{csv}: missing label column '{info.column(t)}' (dataset '{info.name}' labels: "
-                            f"{', '.join(info.tasks) or 'nothing'})")
+        cols = info.column(t)
+        for col in (cols if isinstance(cols, tuple) else (cols,)):
+            if col not in frame.columns:
+                hint = ("; re-run data/prep_data.py to write it" if isinstance(cols, tuple) else
+                        f" (dataset '{info.name}' labels: {', '.join(info.tasks) or 'nothing'})")
+                raise DataError(f"{csv}: missing label column '{col}'{hint}")
     if len(frame) == 0:
         raise DataError(f"{csv}: has no rows")
     dup = frame["full_path"].astype(str).duplicated()
@@ -176,7 +202,8 @@ def load_table(name: str, data_dir=None, tasks=None, image_check: str = "header"
                     csv.name, int(dup.sum()), first, frame["full_path"].iloc[first])
         frame = frame[~dup.to_numpy()].reset_index(drop=True)
     vocab = {t: info.vocab.get(t) or dataset_info("", [t]).vocab[t] for t in wanted}
-    labels = {t: _int_labels(frame, info.column(t), len(vocab[t]), csv) for t in wanted}
+    labels = {t: _angle_labels(frame, info.column(t), csv) if isinstance(info.column(t), tuple)
+              else _int_labels(frame, info.column(t), len(vocab[t]), csv) for t in wanted}
     oracle = {t: _int_labels(frame, f"oracle_{t}", len(dataset_info("", [t]).vocab[t]), csv)
               for t in TASKS if f"oracle_{t}" in frame.columns}
     root = _image_root(csv)

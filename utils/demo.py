@@ -16,7 +16,7 @@ import numpy as np
 
 from utils.evaluation import expected_value
 from utils.faces import Face, face_crop
-from utils.tasks import DEFAULT_VOCAB, EMOTION_FERPLUS
+from utils.tasks import ANGLES, DEFAULT_VOCAB, EMOTION_FERPLUS, task_kind
 
 TASK_COLOURS = {"emotion": (255, 80, 80), "pose": (255, 220, 0), "gender": (80, 220, 80), "age": (90, 160, 255)}
 
@@ -93,6 +93,8 @@ class Predictor:
 def class_names_for(task: str, n: int) -> list:
     if task == "emotion" and n == 8:
         return list(EMOTION_FERPLUS)
+    if task == "pose" and n <= 3:  # a regression head: the angles in degrees
+        return list(ANGLES[:n])
     vocab = DEFAULT_VOCAB[task]
     return list(vocab) if len(vocab) == n else [str(i) for i in range(n)]
 
@@ -176,6 +178,10 @@ def face_records(predictor: Predictor, rgb: np.ndarray, faces: list) -> list:
         if face.landmarks is not None:
             rec["landmarks"] = [[round(float(v), 1) for v in pt] for pt in face.landmarks]
         for t, v in p.items():
+            if task_kind(predictor.class_names[t]) == "degrees":  # head-pose angles in degrees
+                deg = {a: round(float(x), 1) for a, x in zip(predictor.class_names[t], v)}
+                rec[t] = {"degrees": deg, "label": ", ".join(f"{a} {x:+.0f}" for a, x in deg.items())}
+                continue
             i = int(np.argmax(v))
             rec[t] = {"label": predictor.class_names[t][i], "prob": float(v[i]),
                       "probs": {n: round(float(q), 4) for n, q in zip(predictor.class_names[t], v)}}
@@ -203,13 +209,17 @@ def draw(rgb: np.ndarray, records: list, labels_key: str = "label") -> np.ndarra
     for rec in records:
         x, y, w, h = rec["box"]
         cv2.rectangle(out, (x, y), (x + w, y + h), (255, 255, 255), thick + 1)
-        if "pose" in rec:  # arrow from the face centre in the direction the head is turned (image x)
+        if "pose" in rec:  # arrow from the face centre in the direction the head is turned
             label = rec["pose"].get(labels_key, rec["pose"]["label"])
-            dx = YAW_ARROWS.get(label)
+            dx, dy = YAW_ARROWS.get(label), 0.0
+            angles = rec["pose"].get("smoothed_degrees" if labels_key == "smoothed" else "degrees")
+            if angles:  # degrees: Pointing'04's signs (positive yaw turns left, positive pitch looks up)
+                dx = -float(np.sin(np.radians(angles["yaw"])))
+                dy = -float(np.sin(np.radians(angles.get("pitch", 0.0))))
             if dx is not None:
                 c = (x + w // 2, y + h // 2)
-                tip = (int(c[0] + dx * w * 0.6), c[1])
-                if dx:
+                tip = (int(c[0] + dx * w * 0.6), int(c[1] + dy * h * 0.6))
+                if abs(dx) + abs(dy) > 0.05:
                     cv2.arrowedLine(out, c, tip, TASK_COLOURS["pose"], thick + 1, cv2.LINE_AA, tipLength=0.3)
                 else:
                     cv2.circle(out, c, max(3, thick * 2), TASK_COLOURS["pose"], -1, cv2.LINE_AA)
@@ -276,6 +286,12 @@ class FaceTracker:
                 if t not in rec:
                     continue
                 hist = track.history.setdefault(t, deque(maxlen=self.window))
+                if "degrees" in rec[t]:  # mean angles over the window
+                    hist.append(np.array([rec[t]["degrees"][n] for n in names]))
+                    mean = dict(zip(names, np.mean(hist, axis=0).round(1).tolist()))
+                    rec[t]["smoothed_degrees"] = mean
+                    rec[t]["smoothed"] = ", ".join(f"{a} {v:+.0f}" for a, v in mean.items())
+                    continue
                 hist.append(np.array([rec[t]["probs"][n] for n in names]))
                 if "years" in rec[t]:  # mean of the expected ages over the window
                     mean = float(expected_value(np.stack(hist)).mean())

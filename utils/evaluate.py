@@ -84,7 +84,8 @@ def evaluate(net, config: dict, dataset: str, split: str = "test", tasks=None, d
         raise DataError(f"dataset '{dataset}' labels none of the model's tasks ({', '.join(heads)}); "
                         f"it labels {', '.join(info.tasks) or 'no known task'}")
     age_kind = {101: "years", 8: "groups"}.get(heads.get("age"), "auto") if "age" in wanted else "auto"
-    table = load_table(dataset, data_dir, wanted, "header", age_kind)
+    pose_kind = "degrees" if heads.get("pose", 5) <= 3 else "bins"  # 1-3 angles, or the 5 yaw bins
+    table = load_table(dataset, data_dir, wanted, "header", age_kind, pose_kind)
     for t in wanted:
         if len(table.info.vocab[t]) != heads[t]:
             raise DataError(f"'{t}': the model has {heads[t]} classes, dataset '{table.name}' "

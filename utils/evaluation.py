@@ -6,7 +6,8 @@ import weakref
 import numpy as np
 
 from utils.pipelines import image_dataset
-from utils.tasks import AGE_GROUPS8, years_to_group
+from utils.targets import DEGREE_UNIT, has_label
+from utils.tasks import AGE_GROUPS8, ANGLES, POSE5, yaw_to_pose, years_to_group
 
 _FORWARD = weakref.WeakKeyDictionary()  # model -> its compiled inference function
 
@@ -43,16 +44,19 @@ def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndar
 
 
 def task_metrics(tables: list, predictions: list, task: str, n_classes: int) -> dict | None:
-    """Accuracy, mean cross-entropy and confusion over the tables that label ``task``."""
+    """Accuracy, mean cross-entropy and confusion over the tables that label ``task`` (angle tasks:
+    ``angle_metrics``)."""
     ys, ps = [], []
     for table, pred in zip(tables, predictions):
         if task in table.labels:
-            have = table.labels[task] >= 0
+            have = has_label(table.labels[task])
             ys.append(table.labels[task][have])
             ps.append(pred[task][have])
     if not ys or sum(len(y) for y in ys) == 0:
         return None
     y, p = np.concatenate(ys), np.concatenate(ps)
+    if y.ndim == 2:
+        return angle_metrics(y, p)
     loss = float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], 1e-7, 1.0))))
     pred = p.argmax(axis=1)
     cm = confusion(y, pred, n_classes)
@@ -69,6 +73,20 @@ def task_metrics(tables: list, predictions: list, task: str, n_classes: int) -> 
         out["confusion"] = confusion(to_group(y), to_group(np.rint(years).astype(int)), len(AGE_GROUPS8))
         out["confusion_names"] = list(AGE_GROUPS8)
     return out
+
+
+def angle_metrics(y: np.ndarray, p: np.ndarray) -> dict:
+    """Head-pose angles in degrees: MAE per angle and over the angles (``loss``: the training loss,
+    MAE in 30-degree units); ``acc`` and the confusion over the 5 yaw bins of ``POSE5``, so that
+    regression and the 5-bin classification can be compared in one table."""
+    err = np.abs(p - y)
+    truth, pred = np.vectorize(yaw_to_pose)(y[:, 0]), np.vectorize(yaw_to_pose)(p[:, 0])
+    cm = confusion(truth, pred, len(POSE5))
+    per_class = np.divide(np.diag(cm), cm.sum(1), out=np.full(len(POSE5), np.nan), where=cm.sum(1) > 0)
+    return {"mae": float(err.mean()), **{f"mae_{a}": float(e) for a, e in zip(ANGLES, err.mean(0))},
+            "loss": float(err.mean() / DEGREE_UNIT), "n": int(len(y)), "acc": float((truth == pred).mean()),
+            "balanced_acc": float(np.nanmean(per_class)), "per_class_acc": per_class, "confusion": cm,
+            "confusion_names": list(POSE5)}
 
 
 def expected_value(probs: np.ndarray) -> np.ndarray:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from utils.targets import DEGREE_UNIT
+
 EPS = 1e-7
 
 
@@ -40,7 +42,23 @@ def masked_expectation_l1(y_true, y_pred):
     return ops.sum(ops.abs(pred - target) * mask) / ops.maximum(ops.sum(mask), 1.0)
 
 
-LOSSES = {"ce": masked_cce, "l1": masked_expectation_l1}
+@keras.saving.register_keras_serializable("epga")
+def masked_degrees_l1(y_true, y_pred):
+    """Weighted mean absolute angle error (in ``DEGREE_UNIT``) over the rows with a non-zero weight.
+
+    ``y_true`` rows are ``[angles..., w]`` (``utils/targets.py``); ``y_pred`` the angles in degrees.
+    A row of weight ``w`` contributes ``w * |error|`` and counts once, as a ``w * onehot`` row does in
+    ``masked_cce``; a batch without such rows contributes 0.
+    """
+    y_true = ops.cast(y_true, "float32")
+    y_pred = ops.cast(y_pred, "float32")
+    w = y_true[:, -1]
+    mask = ops.cast(ops.greater(w, 0.0), "float32")
+    err = ops.mean(ops.abs(y_pred - y_true[:, :-1]), axis=-1) / DEGREE_UNIT
+    return ops.sum(err * w * mask) / ops.maximum(ops.sum(mask), 1.0)
+
+
+LOSSES = {"ce": masked_cce, "l1": masked_expectation_l1, "degrees": masked_degrees_l1}
 
 
 @keras.saving.register_keras_serializable("epga")
@@ -68,3 +86,17 @@ class MaskedAccuracy(keras.metrics.Metric):
     def reset_state(self):
         self.correct.assign(0.0)
         self.count.assign(0.0)
+
+
+@keras.saving.register_keras_serializable("epga")
+class MaskedAngleError(MaskedAccuracy):
+    """Mean absolute angle error in degrees (over the angles) of the rows with a non-zero weight."""
+
+    def __init__(self, name="mae", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        mask = ops.cast(ops.greater(y_true[:, -1], 0.0), "float32")
+        err = ops.mean(ops.abs(ops.cast(y_pred, "float32") - ops.cast(y_true[:, :-1], "float32")), axis=-1)
+        self.correct.assign(self.correct + ops.sum(err * mask))
+        self.count.assign(self.count + ops.sum(mask))

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from utils.datasets import Table
-from utils.targets import onehot
+from utils.targets import target_rows
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -58,18 +58,24 @@ def augmenter(seed: int):
 
 
 def flip_batch(images, targets: dict, seed, flip_perms: dict):
-    """Flip each image horizontally with p = 0.5 and permute the classes of the flipped rows.
+    """Flip each image horizontally with p = 0.5 and change the targets of the flipped rows.
 
-    A mirrored face turns its yaw around, so a pose target "yaw +10..+60" becomes "yaw -60..-10";
-    ``flip_perms`` maps ``<task>_prediction`` keys to those class permutations (emotion, gender and
-    age are flip-invariant). ``seed`` is a stateless seed pair, so the flips are reproducible.
+    A mirrored face turns its yaw around, so a pose target "yaw +10..+60" becomes "yaw -60..-10"
+    and an angle row's yaw and roll change sign; ``flip_perms`` maps ``<task>_prediction`` keys to a
+    class permutation or ``("signs", per-angle signs)`` (``utils.tasks.flip_permutations``; emotion,
+    gender and age are flip-invariant). ``seed`` is a stateless seed pair, so the flips are reproducible.
     """
     coin = tf.random.stateless_uniform(tf.shape(images)[:1], seed=seed) < 0.5
     images = tf.where(coin[:, None, None, None], tf.reverse(images, axis=[2]), images)
     out = dict(targets)
     for key, perm in flip_perms.items():
-        if key in out:
-            out[key] = tf.where(coin[:, None], tf.gather(out[key], list(perm), axis=1), out[key])
+        if key not in out:
+            continue
+        if perm[0] == "signs":  # angles then the weight column, which a flip leaves alone
+            flipped = out[key] * tf.constant([*perm[1], 1.0], out[key].dtype)
+        else:
+            flipped = tf.gather(out[key], list(perm), axis=1)
+        out[key] = tf.where(coin[:, None], flipped, out[key])
     return images, out
 
 
@@ -228,36 +234,39 @@ def image_dataset(paths: np.ndarray, batch_size: int, size: int, channels: int,
     return ds.map(cache.gather, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
 
 
-def true_targets(table: Table, classes: dict) -> dict:
-    """Target rows from a table's own labels; tasks it does not label get zero rows."""
-    return {t: onehot(table.labels[t], c) if t in table.labels else np.zeros((len(table), c), np.float32)
-            for t, c in classes.items()}
+def true_targets(table: Table, widths: dict) -> dict:
+    """Target rows from a table's own labels; tasks it does not label get zero rows.
+
+    ``widths``: task -> target row width (the class count; angles + 1 for degrees, ``target_width``).
+    """
+    return {t: target_rows(table.labels[t], c) if t in table.labels else np.zeros((len(table), c), np.float32)
+            for t, c in widths.items()}
 
 
-def stl_arrays(table: Table, classes: dict):
+def stl_arrays(table: Table, widths: dict):
     """Single-dataset training arrays: paths and true targets."""
-    return table.paths, true_targets(table, classes)
+    return table.paths, true_targets(table, widths)
 
 
-def joint_arrays(tables: list, classes: dict, fills: dict | None = None):
+def joint_arrays(tables: list, widths: dict, fills: dict | None = None):
     """Joint ("confusion") arrays: all datasets concatenated, missing tasks zero or ``fills``.
 
     ``fills[(dataset_index, task)]`` replaces the zero rows of a task the dataset does not label.
     Shuffling the concatenation each epoch mixes the datasets in every batch in proportion to size.
     """
-    paths, parts = [], {t: [] for t in classes}
+    paths, parts = [], {t: [] for t in widths}
     for i, table in enumerate(tables):
         paths.append(table.paths)
-        own = true_targets(table, classes)
-        for t in classes:
+        own = true_targets(table, widths)
+        for t in widths:
             fill = (fills or {}).get((i, t))
             parts[t].append(own[t] if fill is None or t in table.labels else fill)
     return np.concatenate(paths), {t: np.concatenate(v) for t, v in parts.items()}
 
 
-def alternating_arrays(table: Table, classes: dict, fills: dict | None = None):
+def alternating_arrays(table: Table, widths: dict, fills: dict | None = None):
     """Arrays for one alternating epoch over one dataset; missing tasks from ``fills[task]``."""
-    targets = true_targets(table, classes)
+    targets = true_targets(table, widths)
     for t, rows in (fills or {}).items():
         if t not in table.labels:
             targets[t] = rows

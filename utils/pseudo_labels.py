@@ -273,6 +273,59 @@ def build_targets(cfg: PseudoConfig, logits: np.ndarray, probs: np.ndarray | Non
     return _with_stats(result, oracle)
 
 
+AGREEMENT_DEGREES = 10.0  # angle pseudo labels: weight exp(-disagreement / 10 degrees) with the mirror image
+
+
+def angle_targets(cfg: PseudoConfig, values: np.ndarray, mirrored: np.ndarray | None = None,
+                  feat_unlabelled: np.ndarray | None = None, feat_labelled: np.ndarray | None = None,
+                  signs: np.ndarray | None = None) -> PseudoResult | None:
+    """Pseudo labels for a task regressed in degrees (head-pose angles), rows ``[angles..., w]``.
+
+    A regression has no class probabilities, so the MTL-SA factors are read as follows (documented
+    in the README): *confidence* is the teacher's agreement with itself on the mirror image of the
+    face, ``exp(-mean |a(x) - s * a(flip x)| / AGREEMENT_DEGREES)`` with ``s`` the flip signs (yaw and
+    roll change sign), and the value is the mean of the two readings (test-time flip averaging);
+    *density* counts neighbours within the pseudo label's yaw bin; *distribution* is unchanged (GMM +
+    EMD on features). Distilled mode gives the teacher's angles at weight 1. Hard selection keeps the
+    rows whose weight reaches the ``selection_threshold`` quantile; the distilled form of an angle is
+    the angle itself, so rejected rows keep it at their own weight with ``distill_unselected`` and are
+    masked otherwise. Interpolation scales the weights by ``1 - lambda``.
+    """
+    from utils.targets import degree_rows
+    from utils.tasks import yaw_to_pose
+
+    mode = cfg.mode
+    if mode == "naive":
+        return None
+    values = np.asarray(values, np.float32)
+    n = len(values)
+    pseudo = np.array([yaw_to_pose(v) for v in values[:, 0]], np.int64)  # yaw bin: density's classes
+    if mode == "distilled":
+        return PseudoResult(degree_rows(values), pseudo, np.ones(n), np.ones(n, bool), {"selected_share": 1.0})
+    factors, stats = [], {}
+    if cfg.is_pesudo_confidence and mirrored is not None:
+        corrected = np.asarray(mirrored, np.float32) * (1.0 if signs is None else np.asarray(signs, np.float32))
+        gap = np.abs(values - corrected).mean(1)
+        values = 0.5 * (values + corrected)
+        factors.append(np.exp(-gap / AGREEMENT_DEGREES))
+        stats["mirror_gap_degrees"] = float(gap.mean())
+    if cfg.is_pesudo_density:
+        factors.append(local_density(feat_unlabelled, pseudo, cfg.density_t, np.random.default_rng(cfg.seed)))
+    if cfg.is_pesudo_distribution:
+        factors.append(distribution_weights(feat_labelled, feat_unlabelled, cfg.cluster_k, cfg.seed)[0])
+    w = np.prod(factors, axis=0) if factors else np.full(n, 0.5)
+    w = w / w.max() if factors and w.max() > 0 else w
+    keep = np.ones(n, bool)
+    if cfg.is_interpolation:
+        w = (1.0 - cfg.interpolation_weights) * w
+    else:
+        keep = select(w, cfg.selection_threshold)
+    rows = degree_rows(values, np.where(keep | cfg.distill_unselected, w, 0.0))
+    stats.update({"selected_share": float(keep.mean()) if n else 0.0,
+                  "mean_weight": float(w[keep].mean()) if keep.any() else 0.0})
+    return PseudoResult(rows, pseudo, w, keep, stats)
+
+
 def _with_stats(result: PseudoResult, oracle: np.ndarray | None) -> PseudoResult:
     sel = result.selected
     stats = {"selected_share": float(sel.mean()) if len(sel) else 0.0,

@@ -4,7 +4,8 @@
 
 One row per method configuration (script, datasets, tasks, model, missing-task strategy, regularisers;
 seeds, folds and run names are pooled), one column per task: held-out test accuracy (MAE in years for
-age predicted in years) as mean +- std over the pooled runs, with the number of runs. Writes
+age predicted in years, in degrees for head pose regressed as angles, plus one column per angle) as
+mean +- std over the pooled runs, with the number of runs. Writes
 ``results.md``, ``results.csv`` and ``curves.png`` (validation accuracy, or MAE, per task over epochs,
 one line per configuration, averaged over its runs).
 """
@@ -74,7 +75,8 @@ def collect(runs: list) -> dict:
 
 
 def table(groups: dict) -> tuple:
-    """Rows of (mean, std, n) per task: accuracy, or MAE in years for age predicted in years."""
+    """Rows of (mean, std, n) per task: accuracy, or MAE for age in years and pose in degrees (then also
+    one column per angle)."""
     tasks = [t for t in TASK_ORDER if any(t in r["test"] for g in groups.values() for r in g)]
     metric = {t: "mae" if all("mae" in r["test"][t] for g in groups.values() for r in g if t in r["test"])
               else "acc" for t in tasks}
@@ -86,8 +88,26 @@ def table(groups: dict) -> tuple:
         for t in tasks:
             vals = [r["test"][t][metric[t]] for r in runs if t in r["test"]]
             row[t] = (float(np.mean(vals)), float(np.std(vals)), len(vals)) if vals else None
+        for t, key in angle_columns(groups, tasks, metric):
+            vals = [r["test"][t][key] for r in runs if key in r["test"].get(t, {})]
+            row[f"{t}:{key}"] = (float(np.mean(vals)), float(np.std(vals)), len(vals)) if vals else None
         rows.append(row)
     return tasks, metric, rows
+
+
+def angle_columns(groups: dict, tasks: list, metric: dict) -> list:
+    """(task, mae_<angle>) of tasks regressed in degrees with more than one angle: one column each."""
+    out = []
+    for t in tasks:
+        found = {k for g in groups.values() for r in g for k in r["test"].get(t, {})}
+        keys = [k for k in ("mae_yaw", "mae_pitch", "mae_roll") if k in found]
+        if metric[t] == "mae" and len(keys) > 1:
+            out += [(t, k) for k in keys]
+    return out
+
+
+def unit(task: str) -> str:
+    return "degrees" if task == "pose" else "years"
 
 
 def write_report(groups: dict, out: Path, baselines=("All-in-one",)) -> dict:
@@ -106,12 +126,15 @@ def write_report(groups: dict, out: Path, baselines=("All-in-one",)) -> dict:
         return f"{b['steps']:.0f} / " + "·".join(f"{b.get('passes_' + t, 0):.0f}" for t in tasks
                                                   if f"passes_{t}" in b)
 
-    heads = [f"{t} (MAE, years)" if metric[t] == "mae" else f"{t} (acc)" for t in tasks]
+    extra = angle_columns(groups, tasks, metric)
+    heads = [f"{t} (MAE, {unit(t)})" if metric[t] == "mae" else f"{t} (acc)" for t in tasks]
+    heads += [f"{t} {k.removeprefix('mae_')} (MAE, degrees)" for t, k in extra]
+    cols = tasks + [f"{t}:{k}" for t, k in extra]
     md = ["| method | model | datasets | runs | " + " | ".join(heads) + " | steps / passes per task |",
-          "|---|---|---|---:|" + "---:|" * len(tasks) + "---:|"]
+          "|---|---|---|---:|" + "---:|" * len(cols) + "---:|"]
     for r in rows:
         label, model, data = r["method"].split(" | ")
-        md.append(f"| {label} | {model} | {data} | {r['runs']} | " + " | ".join(fmt(r[t]) for t in tasks)
+        md.append(f"| {label} | {model} | {data} | {r['runs']} | " + " | ".join(fmt(r.get(c)) for c in cols)
                   + f" | {budget(r)} |")
     pairs = "".join(paired_with_baseline(groups, tasks, metric, b) for b in baselines)
     (out / "results.md").write_text(
@@ -190,7 +213,7 @@ def plot_curves(groups: dict, tasks: list, metric: dict, path: Path) -> None:
             ax.plot(x, np.mean([[p[1] for p in c[:n]] for c in curves], axis=0), marker="o", markersize=2.5,
                     color=colours(i % 20), linestyle="-" if i < 20 else "--", linewidth=1.2,
                     label=name.split(" | ")[0])  # markers: a one-epoch run is a visible point
-        ax.set_title(f"{t}: validation {'MAE (years)' if metric[t] == 'mae' else 'accuracy'}", fontsize=9)
+        ax.set_title(f"{t}: validation {f'MAE ({unit(t)})' if metric[t] == 'mae' else 'accuracy'}", fontsize=9)
         ax.set_xlabel("round (one pass over every dataset)")
         ax.grid(alpha=0.3)
     handles, labels = axes[0][0].get_legend_handles_labels()

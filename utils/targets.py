@@ -1,7 +1,15 @@
-"""Target rows built with numpy only (no TensorFlow), shared by the pipelines and the pseudo labels."""
+"""Target rows built with numpy only (no TensorFlow), shared by the pipelines and the pseudo labels.
+
+A task's target row says what the masked loss trains on; an all-zero row means "no label".
+Classes (and years): one-hot, soft (distilled) or ``w * onehot`` (weighted pseudo label) rows of
+width C. Degrees (head-pose angles): ``[angle_1 .. angle_k, w]``, the angles in degrees and the row's
+weight ``w`` in the last column (1 for a true label, the pseudo label's weight, 0 = missing).
+"""
 from __future__ import annotations
 
 import numpy as np
+
+DEGREE_UNIT = 30.0  # angle losses are in units of 30 degrees: an MAE of 15 degrees costs 0.5, like a CE
 
 
 def onehot(labels: np.ndarray, n_classes: int) -> np.ndarray:
@@ -10,6 +18,28 @@ def onehot(labels: np.ndarray, n_classes: int) -> np.ndarray:
     have = labels >= 0
     out[np.flatnonzero(have), labels[have]] = 1.0
     return out
+
+
+def degree_rows(values: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """``[angles..., w]`` rows from (N, k) angles in degrees; a row with a NaN angle is missing (zero)."""
+    values = np.asarray(values, np.float32).reshape(len(values), -1)
+    have = ~np.isnan(values).any(1)
+    w = np.ones(len(values), np.float32) if weights is None else np.asarray(weights, np.float32)
+    out = np.zeros((len(values), values.shape[1] + 1), np.float32)
+    out[have, :-1] = values[have]
+    out[have, -1] = w[have]
+    return out
+
+
+def target_rows(labels: np.ndarray, width: int) -> np.ndarray:
+    """A dataset's own labels as target rows: integer class labels (-1 missing) as one-hot rows of
+    ``width``, (N, k) angle arrays as degree rows of width k + 1."""
+    return degree_rows(labels) if labels.ndim == 2 else onehot(labels, width)
+
+
+def has_label(labels: np.ndarray) -> np.ndarray:
+    """Which rows carry a label: class labels >= 0, or angle rows without NaN."""
+    return ~np.isnan(labels).any(1) if labels.ndim == 2 else labels >= 0
 
 
 def smooth_years(rows: np.ndarray, sigma: float) -> np.ndarray:

@@ -1,7 +1,10 @@
-"""Tasks, label vocabularies and the registry of known datasets.
+"""Tasks, label vocabularies, task kinds and the registry of known datasets.
 
-A *task* is one classification head (emotion, pose, gender, age). A *dataset* labels a subset of the
-tasks; which ones, and with which vocabulary, is data in ``DATASETS`` rather than code in a script.
+A *task* is one head (emotion, pose, gender, age). A *dataset* labels a subset of the tasks; which
+ones, and with which vocabulary, is data in ``DATASETS`` rather than code in a script. The vocabulary
+also says the task's *kind* (``task_kind``): ``classes`` (softmax, cross-entropy, accuracy), ``years``
+(101 one-year bins decoded as the expected value, DEX) or ``degrees`` (head-pose angles regressed in
+degrees: one linear output per angle, masked L1, MAE per angle; ``utils/targets.py``).
 """
 from __future__ import annotations
 
@@ -17,6 +20,18 @@ GENDER2 = ("female", "male")
 AGE_GROUPS8 = ("0-2", "4-6", "8-12", "15-20", "25-32", "38-43", "48-53", "60-100")
 # Age in years as 101 bins (0..100); predictions are decoded as the softmax expected value (DEX).
 AGE_YEARS = tuple(str(i) for i in range(101))
+# Head pose as angles in degrees (regression); a dataset gives the first one, two or three of them.
+ANGLES = ("yaw", "pitch", "roll")
+ANGLE_VOCABS = tuple(ANGLES[:k] for k in (1, 2, 3))
+# A mirrored face: yaw and roll change sign, pitch does not.
+FLIP_SIGNS = {"yaw": -1.0, "pitch": 1.0, "roll": -1.0}
+# Where each dataset keeps its angles (CSV column per angle), for ``--pose_kind degrees``.
+ANGLE_COLUMNS = {
+    "pointing04": {"yaw": "pan", "pitch": "tilt"},
+    "aflw": {a: a for a in ANGLES},
+    "aflw2000": {a: a for a in ANGLES},
+    "toy_pose": {"yaw": "yaw"},
+}
 # Lower bounds of the 8 Adience groups, used to map ages in years to groups.
 AGE_GROUP_LOWER = (0, 4, 8, 15, 25, 38, 48, 60)
 
@@ -24,6 +39,14 @@ AGE_GROUP_LOWER = (0, 4, 8, 15, 25, 38, 48, 60)
 FLIP_PERMUTATIONS = {POSE5: (0, 2, 1, 4, 3)}
 
 DEFAULT_VOCAB = {"emotion": EMOTION7, "pose": POSE5, "gender": GENDER2, "age": AGE_GROUPS8}
+
+
+def task_kind(vocab) -> str:
+    """``degrees`` for angle vocabularies, ``years`` for the 101 one-year bins, else ``classes``."""
+    vocab = tuple(vocab)
+    if vocab in ANGLE_VOCABS:
+        return "degrees"
+    return "years" if vocab == AGE_YEARS else "classes"
 
 
 @dataclass(frozen=True)
@@ -38,7 +61,8 @@ class DatasetInfo:
     def tasks(self) -> tuple:
         return tuple(t for t in TASKS if t in self.vocab)
 
-    def column(self, task: str) -> str:
+    def column(self, task: str):
+        """The CSV column of ``task``'s labels (a tuple of columns, one per angle, for degrees)."""
         return (self.columns or {}).get(task, task)
 
 
@@ -81,11 +105,12 @@ def canonical_name(name: str) -> str:
     return ALIASES.get(name, name.lower() if name.lower() in DATASETS else name)
 
 
-def dataset_info(name: str, columns=None, age_kind: str = "auto") -> DatasetInfo:
+def dataset_info(name: str, columns=None, age_kind: str = "auto", pose_kind: str = "bins") -> DatasetInfo:
     """Registry entry for ``name`` (unknown datasets are described by their label columns).
 
     ``age_kind`` 'groups' or 'years' overrides how the dataset's age is read: the 8 Adience groups
-    from column ``age``, or years 0..100 from column ``age_years``.
+    from column ``age``, or years 0..100 from column ``age_years``. ``pose_kind`` 'degrees' reads
+    head pose as angles in degrees from the dataset's ``ANGLE_COLUMNS`` instead of the 5 yaw bins.
     """
     name = canonical_name(name)
     if name in DATASETS:
@@ -96,6 +121,13 @@ def dataset_info(name: str, columns=None, age_kind: str = "auto") -> DatasetInfo
     if age_kind in ("groups", "years") and "age" in info.vocab:
         vocab = {**info.vocab, "age": AGE_YEARS if age_kind == "years" else AGE_GROUPS8}
         info = DatasetInfo(name, vocab, {"age": "age_years"} if age_kind == "years" else None)
+    if pose_kind == "degrees" and "pose" in info.vocab:
+        if name not in ANGLE_COLUMNS:
+            raise ValueError(f"dataset '{name}' has no head-pose angles in degrees (datasets with angles: "
+                             f"{', '.join(ANGLE_COLUMNS)}); use --pose_kind bins")
+        angles = ANGLE_COLUMNS[name]
+        info = DatasetInfo(name, {**info.vocab, "pose": tuple(angles)},
+                           {**(info.columns or {}), "pose": tuple(angles.values())})
     return info
 
 
@@ -114,8 +146,12 @@ def years_to_group(age: float) -> int:
 
 
 def flip_permutations(vocabularies: dict) -> dict:
-    """task -> class permutation of a horizontally flipped face, for the tasks whose labels change."""
-    return {t: FLIP_PERMUTATIONS[tuple(v)] for t, v in vocabularies.items() if tuple(v) in FLIP_PERMUTATIONS}
+    """task -> how a horizontal flip changes its target rows, for the tasks whose labels change: a class
+    permutation (tuple of indices), or for angles in degrees ``("signs", per-angle signs)``."""
+    out = {t: FLIP_PERMUTATIONS[tuple(v)] for t, v in vocabularies.items() if tuple(v) in FLIP_PERMUTATIONS}
+    out.update({t: ("signs", tuple(FLIP_SIGNS[a] for a in v)) for t, v in vocabularies.items()
+                if task_kind(v) == "degrees"})
+    return out
 
 
 def yaw_to_pose(yaw_degrees: float) -> int:

@@ -13,6 +13,7 @@ import numpy as np
 
 from utils.datasets import DataError, Table, load_table, split_indices
 from utils.pseudo_labels import PseudoConfig
+from utils.targets import has_label
 from utils.tasks import TASKS
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class RunConfig:
     disk_cache: bool = True
     plot_pseudo: bool = False  # weight histograms and t-SNE of pseudo labels per epoch
     age_kind: str = "auto"  # auto | groups | years
+    pose_kind: str = "bins"  # bins (the 5 yaw classes) | degrees (angles regressed in degrees)
     age_sigma: float = 0.0  # years: Gaussian label smoothing around the true age
     age_loss: str = "auto"  # auto | ce | l1 (expected-value L1; auto = l1 for ssrnet, else ce)
     distribute: str = "none"  # none | mirrored | multiworker
@@ -111,6 +113,8 @@ class RunConfig:
             label += f" [{self.weighting}]"
         if self.mode == "alternating" and self.bn_stats != "per_dataset":
             label += f" (BN {self.bn_stats})"
+        if self.pose_kind == "degrees" and "pose" in self.tasks:
+            label += " (pose in degrees)"
         return label
 
     def method_tag(self) -> str:
@@ -136,15 +140,15 @@ def mae_of_train_mean(splits: list, task: str, part: str) -> float | None:
     """MAE of always predicting the training rows' mean of ``task`` on the rows of ``part`` (chance level)."""
     train = np.concatenate([sp.train.labels[task] for sp in splits if task in sp.train.labels])
     truth = np.concatenate([getattr(sp, part).labels[task] for sp in splits if task in getattr(sp, part).labels])
-    train, truth = train[train >= 0], truth[truth >= 0]
-    return float(np.abs(truth - train.mean()).mean()) if len(train) and len(truth) else None
+    train, truth = train[has_label(train)], truth[has_label(truth)]
+    return float(np.abs(truth - train.mean(0)).mean()) if len(train) and len(truth) else None
 
 
 def load_splits(cfg: RunConfig) -> list:
     """Load, validate and split every dataset of the run (fails before any model is built)."""
     splits = []
     for name, tasks in cfg.datasets:
-        table = load_table(name, cfg.data_dir, tasks, cfg.image_check, cfg.age_kind)
+        table = load_table(name, cfg.data_dir, tasks, cfg.image_check, cfg.age_kind, cfg.pose_kind)
         table = limited(table, cfg.limit, cfg.seed)
         if cfg.skip_bad_images:
             from utils.datasets import undecodable

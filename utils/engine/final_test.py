@@ -25,21 +25,22 @@ def test_best_weights(trainer) -> dict:
         trainer.run.write_confusion(f"test_{t}", m["confusion"], m.get("confusion_names", trainer.class_names[t]),
                                     f"test {t} (best weights)")
     for t, m in test.items():
-        if "mae" in m:  # reference point: always predicting the training-set mean age
+        if "mae" in m:  # reference point: always predicting the training-set mean (age, angles)
             m["mae_train_mean"] = mae_of_train_mean(trainer.splits, t, "test")
     result = {t: {"acc": m["acc"], "balanced_acc": m["balanced_acc"], "loss": m["loss"], "n": m["n"],
-                  "per_class_acc": dict(zip(trainer.class_names[t], m["per_class_acc"])),
-                  **({k: m[k] for k in ("mae", "cs5", "mae_train_mean") if k in m})}
+                  "per_class_acc": dict(zip(m.get("confusion_names", trainer.class_names[t]), m["per_class_acc"])),
+                  **({k: m[k] for k in m if k.startswith("mae") or k == "cs5"})}
               for t, m in test.items()}
     trainer.run.write_json("test_metrics.json", {"run": str(trainer.run.path), "test": result,
                                               "budget": trainer.budget.counts})
     log.info("test (best weights): " + " ".join(
-        f"{t}_acc={m['acc']:.4f}" + (f" {t}_mae={m['mae']:.2f} {t}_cs5={m['cs5']:.3f} (mae of the train "
-                                     f"mean: {m['mae_train_mean']:.2f})" if "mae" in m else "")
+        f"{t}_acc={m['acc']:.4f}" + "".join(f" {t}_{k}={m[k]:.{3 if k == 'cs5' else 2}f}" for k in m
+                                            if k.startswith("mae_") and k != "mae_train_mean" or k == "cs5")
+        + (f" {t}_mae={m['mae']:.2f} (mae of the train mean: {m['mae_train_mean']:.2f})" if "mae" in m else "")
         for t, m in test.items()))
     for t, m in test.items():
-        if "mae" not in m:
-            log.info("  %s: %s", t, ", ".join(f"{n}={a:.2f}" for n, a in zip(trainer.class_names[t],
-                                                                              m["per_class_acc"])
+        if "mae" not in m or "mae_yaw" in m:  # classes, or the yaw bins of angles
+            names = m.get("confusion_names", trainer.class_names[t])
+            log.info("  %s: %s", t, ", ".join(f"{n}={a:.2f}" for n, a in zip(names, m["per_class_acc"])
                                              if not math.isnan(a)))
     return {"run_dir": str(trainer.run.path), "test": result}

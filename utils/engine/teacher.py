@@ -16,7 +16,8 @@ import numpy as np
 
 from utils.datasets import Table
 from utils.engine.batchnorm import dataset_stats
-from utils.pseudo_labels import build_targets
+from utils.pseudo_labels import angle_targets, build_targets
+from utils.tasks import FLIP_SIGNS
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,11 @@ class Teacher:
         self.snapshot.set_weights(self.t.model.get_weights())
         return self.probe
 
-    def outputs(self, table: Table) -> dict:
-        """The snapshot's features, logits and probabilities on ``table`` (its dataset's BN statistics)."""
+    def outputs(self, table: Table, mirrored: bool = False) -> dict:
+        """The snapshot's features, logits and probabilities on ``table`` (its dataset's BN statistics);
+        ``mirrored``: also its outputs on the mirror images, as ``mirrored_<key>`` (angle pseudo labels)."""
+        import tensorflow as tf
+
         from utils.evaluation import predict
         from utils.pipelines import image_dataset
 
@@ -74,7 +78,11 @@ class Teacher:
         if stats is not None and self.bn:
             self.bn.set(stats)
         ds = image_dataset(table.paths, PREDICT_BATCH, self.t.spec.input_size, self.t.spec.channels, self.t.cache)
-        return predict(self.probe, ds, local=self.t.multiworker)
+        out = predict(self.probe, ds, local=self.t.multiworker)
+        if mirrored:
+            flipped = predict(self.probe, ds.map(lambda x: tf.reverse(x, axis=[2])), local=self.t.multiworker)
+            out.update({f"mirrored_{k}": v for k, v in flipped.items() if k.endswith("_probs")})
+        return out
 
     def labelled_sample(self, table: Table) -> Table:
         """A seeded sample of at most ``LABELLED_SAMPLE`` rows: enough for the GMMs, density references
@@ -105,10 +113,11 @@ class Teacher:
             return {}, stats
         self.take_snapshot()
         memo = {}  # one forward pass per table, whatever the number of tasks that need it
+        mirror = p.mode == "pseudo" and p.is_pesudo_confidence and any(self.t.kinds[t] == "degrees" for t in tasks)
 
         def outputs(table):
             if id(table) not in memo:
-                memo[id(table)] = self.outputs(table)
+                memo[id(table)] = self.outputs(table, mirror and any(table is u for u in unlabelled))
             return memo[id(table)]
 
         outs = [outputs(t) for t in unlabelled]
@@ -136,7 +145,13 @@ class Teacher:
                     probs = propagate(feat_l, y_l, feat_u, self.t.classes[task], p.ap_k, p.ap_alpha, seed=p.seed)
                     probs = mean_field(probs, feat_u, p.mrf_k, p.mrf_strength, p.mrf_iterations)
                     logits = np.log(np.clip(probs, 1e-8, 1.0))
-            result = build_targets(p, logits, probs, feat_u, feat_l, oracle)
+            if self.t.kinds[task] == "degrees":
+                mirrored = (np.concatenate([outs[i][f"mirrored_{task}_probs"] for i in members]) if mirror
+                            else None)
+                signs = [FLIP_SIGNS[a] for a in self.t.class_names[task]]
+                result = angle_targets(p, probs, mirrored, feat_u, feat_l, signs)
+            else:
+                result = build_targets(p, logits, probs, feat_u, feat_l, oracle)
             if cfg.plot_pseudo:
                 from utils.pseudo_plots import plot_pseudo_labels
 

@@ -18,7 +18,7 @@ from utils.engine.final_test import test_best_weights
 from utils.engine.schedule import Budget, PlateauControl, Schedule
 from utils.engine.teacher import Teacher
 from utils.targets import smooth_years
-from utils.tasks import flip_permutations
+from utils.tasks import flip_permutations, task_kind
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +47,14 @@ class Trainer:
         self.multiworker = given.distribute == "multiworker"
         cfg = dataclasses.replace(copy.deepcopy(given), data_dir=given.data_dir or str(default_data_dir()))
         self.splits = load_splits(cfg)
-        self.classes, self.class_names = class_counts(self.splits, cfg)
+        self.classes, self.class_names = class_counts(self.splits, cfg)  # head outputs, their names
+        self.kinds = {t: task_kind(names) for t, names in self.class_names.items()}  # classes | years | degrees
+        self.widths = {t: c + (self.kinds[t] == "degrees") for t, c in self.classes.items()}  # target rows
         self.flip_perms = flip_permutations(self.class_names)
         self.spec = ModelSpec(cfg.model, self.classes, cfg.input_size, cfg.is_dropout, cfg.is_bn,
                               cfg.weights_decay, cfg.cross_stitch, cfg.weights, cfg.regularization,
-                              cfg.pseudo.ltn_dim if cfg.pseudo.is_LTN and cfg.mode != "stl" else 0)
+                              cfg.pseudo.ltn_dim if cfg.pseudo.is_LTN and cfg.mode != "stl" else 0,
+                              tuple(t for t, k in self.kinds.items() if k == "degrees"))
         self.ltn = [t for t in self.classes if self.spec.label_embedding and len(self.classes) > 1]
         self.flip_perms.update({f"{t}_ltn": self.flip_perms[t] for t in self.ltn if t in self.flip_perms})
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -97,14 +100,14 @@ class Trainer:
             "started": stamp})
 
     def validation_mae_of_mean(self) -> dict:
-        """Per age-in-years task: validation MAE of always predicting the training mean (chance level)."""
-        maes = {t: mae_of_train_mean(self.splits, t, "valid") for t, k in self.classes.items() if k == 101}
+        """Per task in years or degrees: validation MAE of always predicting the training mean (chance level)."""
+        maes = {t: mae_of_train_mean(self.splits, t, "valid") for t, k in self.kinds.items() if k != "classes"}
         return {t: v for t, v in maes.items() if v is not None}
 
     def compile(self, lr: float) -> None:
         import keras
 
-        from utils.losses import MaskedAccuracy
+        from utils.losses import MaskedAccuracy, MaskedAngleError
 
         keys = [f"{t}_prediction" for t in self.classes] + [f"{t}_ltn_prediction" for t in self.ltn]
         with self.strategy.scope():
@@ -114,7 +117,8 @@ class Trainer:
                       **{f"{t}_ltn_prediction": self.task_loss(t) for t in self.ltn}},  # true labels only
                 loss_weights={**{f"{t}_prediction": float(self.cfg.loss_weights.get(t, 1.0)) for t in self.classes},
                               **{f"{t}_ltn_prediction": 1.0 for t in self.ltn}},
-                metrics={k: [MaskedAccuracy(name="acc")] for k in keys},
+                metrics={k: [MaskedAngleError() if self.kinds.get(k.split("_")[0]) == "degrees"
+                             else MaskedAccuracy(name="acc")] for k in keys},
                 jit_compile=bool(self.cfg.jit))
         if self.cfg.weighting != "fixed":
             self.install_weighting()
@@ -136,12 +140,14 @@ class Trainer:
                               {v.path for v in shared}, kernels[-1] if kernels else None)
 
     def task_loss(self, task: str):
-        """Masked CE, or the expected-value L1 for SSR-Net's regression heads / ``--age_loss l1``."""
+        """Masked CE; the angle L1 for degrees; the expected-value L1 for SSR-Net / ``--age_loss l1``."""
         from utils.losses import LOSSES
 
+        if self.kinds[task] == "degrees":
+            return LOSSES["degrees"]
         if self.spec.backbone == "ssrnet":
             return LOSSES["l1"]
-        if task == "age" and self.classes[task] == 101 and self.cfg.age_loss == "l1":
+        if self.kinds[task] == "years" and self.cfg.age_loss == "l1":
             return LOSSES["l1"]
         return LOSSES["ce"]
 
@@ -169,19 +175,19 @@ class Trainer:
         ph = self.schedule.phase(epoch)
         trains = [sp.train for sp in self.splits]
         if self.cfg.mode == "stl":
-            paths, targets = stl_arrays(trains[0], self.classes)
+            paths, targets = stl_arrays(trains[0], self.widths)
             stats, name = {}, trains[0].name
         elif ph == "joint":
             fills, stats = self.teacher.fills_for(trains, epoch)
-            (paths, targets), name = joint_arrays(trains, self.classes, fills), "joint"
+            (paths, targets), name = joint_arrays(trains, self.widths, fills), "joint"
         else:
             fills, stats = self.teacher.fills_for([trains[ph]], epoch)
             task_fills = {t: rows for (_, t), rows in fills.items()}
-            (paths, targets), name = alternating_arrays(trains[ph], self.classes, task_fills), trains[ph].name
+            (paths, targets), name = alternating_arrays(trains[ph], self.widths, task_fills), trains[ph].name
         if self.ltn:  # the label transfer network learns from true labels only
-            true = joint_arrays(trains, self.classes)[1] if ph == "joint" else true_targets(trains[ph], self.classes)
+            true = joint_arrays(trains, self.widths)[1] if ph == "joint" else true_targets(trains[ph], self.widths)
             targets.update({f"{t}_ltn": true[t] for t in self.ltn})
-        if self.cfg.age_sigma > 0 and self.classes.get("age") == 101:
+        if self.cfg.age_sigma > 0 and self.kinds.get("age") == "years":
             targets["age"] = smooth_years(targets["age"], self.cfg.age_sigma)
         return paths, targets, stats, name
 
@@ -290,8 +296,7 @@ class Trainer:
             row.update({f"weighting_{k}": v for k, v in self.weighting.state().items()})
         for t, m in val.items():
             row[f"val_{t}_acc"], row[f"val_{t}_bacc"], row[f"val_{t}_loss"] = m["acc"], m["balanced_acc"], m["loss"]
-            if "mae" in m:
-                row[f"val_{t}_mae"], row[f"val_{t}_cs5"] = m["mae"], m["cs5"]
+            row.update({f"val_{t}_{k}": m[k] for k in m if k.startswith("mae") or k == "cs5"})
             self.run.write_confusion(f"epoch_{epoch + 1:03d}_{t}", m["confusion"],
                                      m.get("confusion_names", self.class_names[t]), f"epoch {epoch + 1} {t} (valid)")
         timing["seconds_eval"] = time.time() - t1
