@@ -71,3 +71,33 @@ def test_the_papers_selection_is_the_default(script):
     hard = parse_config(script, ["--is_pesudo=True"]).pseudo
     assert hard.distill_unselected is True
     assert parse_config(script, ["--is_pesudo=True", "--distill_unselected=False"]).pseudo.distill_unselected is False
+
+
+def test_missing_task_strategies_are_named_by_flag_or_by_the_seed_flags(capsys):
+    from utils.missing import strategy_for
+
+    by_name = parse_config("CONFUSION_EP_multitask", ["--missing=dcn_ap", "--ap_k=5"])
+    by_flags = parse_config("CONFUSION_EP_multitask", ["--is_pesudo=True", "--is_MRF=True", "--ap_k=5"])
+    assert by_name.pseudo.strategy_name == by_flags.pseudo.strategy_name == "dcn_ap"
+    assert by_name.method_name() == by_flags.method_name() == "DCN-AP"
+    assert type(strategy_for(by_name.pseudo)).__name__ == "DCNAP" and by_name.pseudo.ap_k == 5
+    assert parse_config("ALTERNATIVE_EP", ["--is_distilled=True"]).pseudo.strategy_name == "distilled"
+    # a strategy's own flags do nothing under another strategy: stop, naming the one they belong to
+    with pytest.raises(SystemExit):
+        parse_config("CONFUSION_EP_multitask", ["--missing=mtl_sa", "--mrf_k=4", "--ltn_dim=8"])
+    err = capsys.readouterr().err
+    assert "--mrf_k act only with --missing=dcn_ap" in err and "--ltn_dim act only with --missing=lel_ltn" in err
+    with pytest.raises(SystemExit):
+        parse_config("CONFUSION_EP_multitask", ["--missing=naive", "--is_pesudo=True"])
+    assert "--missing=naive contradicts --is_pesudo=True" in capsys.readouterr().err
+
+
+def test_every_registered_strategy_declares_flags_the_parser_offers():
+    from utils.cli import strategy_flags
+    from utils.missing import strategy_classes
+
+    options = {o for a in build_parser("ALTERNATIVE_EP")._actions for o in a.option_strings}
+    assert {"naive", "distilled", "mtl_sa", "lel_ltn", "dcn_ap"} <= set(strategy_classes())
+    assert {f"--{f.name}" for f in strategy_flags()} <= options
+    assert "--missing" in options and "--missing" not in {o for a in build_parser("STL_general_train")._actions
+                                                          for o in a.option_strings}

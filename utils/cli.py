@@ -16,10 +16,23 @@ from pathlib import Path
 from models.registry import BACKBONES
 from utils.engine.config import RunConfig
 from utils.pseudo_labels import PseudoConfig
-from utils.registries import WEIGHTINGS
+from utils.registries import MISSING_TASKS, WEIGHTINGS
 
 RUN_DEFAULTS = {f.name: f.default for f in fields(RunConfig)}  # the defaults live in RunConfig only
 PSEUDO_DEFAULTS = {f.name: f.default for f in fields(PseudoConfig)}  # ... and in PseudoConfig
+
+def strategy_flags() -> list:
+    """The flags the registered missing-task strategies declare (each once, in registry order)."""
+    from utils.missing import strategy_classes
+
+    seen, out = set(), []
+    for cls in strategy_classes().values():
+        for f in cls.flags:
+            if f.name not in seen:
+                seen.add(f.name)
+                out.append(f)
+    return out
+
 
 DATASET_SLOTS = {  # flag -> tasks the dataset given to it labels
     "dataset_emotion": ("emotion",),
@@ -193,33 +206,19 @@ def build_parser(script: str) -> argparse.ArgumentParser:
         _bool(g, "is_naive", help="no targets for the missing task (All-in-one / naive alternation)")
         _bool(g, "is_distilled", help="missing task = distilled soft labels softmax(z/T) (DML-LWF, Distilling)")
         _bool(g, "is_pesudo", help="missing task = selected pseudo labels (MTL-SA)")
-        _bool(g, "is_interpolation", help="soft mode: w*onehot + (1-w)*distilled for every row")
-        g.add_argument("--interpolation_weights", type=float, default=0.0,
-                       help="lambda: soft mode uses w' = (1 - lambda) w")
-        g.add_argument("--selection_threshold", type=float, default=spec.defaults.get("selection_threshold", 0.9),
-                       help="quantile of the weights below which pseudo labels are rejected (hard mode)")
-        _bool(g, "is_pesudo_confidence", help="weight pseudo labels by max softmax probability")
-        _bool(g, "is_pesudo_density", help="weight by local density within the pseudo class")
-        _bool(g, "is_pesudo_distribution", help="weight by inverse GMM-EMD distance to the labelled set")
-        g.add_argument("--cluster_k", type=int, default=4, help="GMM components")
-        g.add_argument("--distill_t", type=float, default=2.0, help="distillation temperature T")
-        g.add_argument("--density_t", type=float, default=0.6, help="distance quantile of the density cutoff")
-        _bool(g, "distill_unselected", default=True,
-              help="hard mode: rejected rows get distilled labels at --distill_t (the paper's selection); "
-                   "False masks them")
-        _bool(g, "is_MRF", help="DCN-AP: labels propagated from the labelled dataset over a kNN graph of both "
-                                "datasets, then refined with an MRF (mean field)")
-        for flag, kind, help_ in (("ap_k", int, "DCN-AP: neighbours of the propagation graph"),
-                                  ("ap_alpha", float, "DCN-AP: label spreading alpha (share from neighbours)"),
-                                  ("mrf_k", int, "DCN-AP: neighbours of the MRF graph"),
-                                  ("mrf_strength", float, "DCN-AP: Potts reward of agreeing neighbours"),
-                                  ("mrf_iterations", int, "DCN-AP: mean-field updates")):
-            g.add_argument(f"--{flag}", type=kind, default=PSEUDO_DEFAULTS[flag], help=help_)
-        _bool(g, "is_LTN", help="LEL-LTN: a label embedding layer and a label transfer network in the model; "
-                                "the network's transferred labels are the pseudo labels")
-        g.add_argument("--ltn_dim", type=int, default=PSEUDO_DEFAULTS["ltn_dim"],
-                       help="LEL-LTN: width of the shared label embedding space")
-        _bool(g, "parity", help="reproduce the reference's whole-matrix distillation softmax")
+        _bool(g, "is_MRF", help="with --is_pesudo: DCN-AP, labels propagated from the labelled dataset over a "
+                                "kNN graph of both datasets, then refined with an MRF (mean field)")
+        _bool(g, "is_LTN", help="with --is_pesudo: LEL-LTN, a label embedding layer and a label transfer network "
+                                "in the model; the network's transferred labels are the pseudo labels")
+        g.add_argument("--missing", default=None, choices=tuple(MISSING_TASKS),
+                       help="missing-task strategy by name (utils/missing/; instead of the is_* flags above)")
+        for f in strategy_flags():
+            default = spec.defaults.get(f.name, f.default if f.default is not None
+                                        else PSEUDO_DEFAULTS[f.field or f.name])
+            if f.type is bool:
+                _bool(g, f.name, default=default, help=f.help)
+            else:
+                g.add_argument(f"--{f.name}", type=f.type, default=default, help=f.help)
         _bool(g, "plot_pseudo", help="write pseudo-label weight histograms and t-SNE plots to RUN/pseudo/")
         g.add_argument("--warmup_epochs", type=int, default=1,
                        help="joint zero-fill epochs before pseudo labels / alternation start (0 = reference EP)")
@@ -326,16 +325,13 @@ def check_method_flags(a, given: set, spec: ScriptSpec, parser: argparse.Argumen
         for flag in ("is_MRF", "is_LTN"):
             if getattr(a, flag) and not a.is_pesudo:
                 problems.append(f"--{flag}=True refines pseudo labels and needs --is_pesudo=True")
-        inert = sorted(f for f in ("ap_k", "ap_alpha", "mrf_k", "mrf_strength", "mrf_iterations") if f in given)
-        if inert and not a.is_MRF:
-            problems.append(f"{', '.join('--' + f for f in inert)} act only with --is_MRF=True (DCN-AP)")
-        if "ltn_dim" in given and not a.is_LTN:
-            problems.append("--ltn_dim acts only with --is_LTN=True (LEL-LTN)")
-        if a.is_LTN and (a.weighting != "fixed" or a.distribute == "multiworker"):
-            problems.append("--is_LTN=True trains its transfer network with the compiled losses: use "
+        problems += strategy_flag_problems(a, given)
+        strategy = chosen_strategy(a)
+        if strategy == "lel_ltn" and (a.weighting != "fixed" or a.distribute == "multiworker"):
+            problems.append("LEL-LTN trains its transfer network with the compiled losses: use "
                             "--weighting=fixed and no --distribute=multiworker")
-        if a.pose_kind == "degrees" and (a.is_MRF or a.is_LTN):
-            problems.append(f"--is_{'MRF' if a.is_MRF else 'LTN'}=True transfers class labels; with "
+        if a.pose_kind == "degrees" and strategy in ("lel_ltn", "dcn_ap"):
+            problems.append(f"{'DCN-AP' if strategy == 'dcn_ap' else 'LEL-LTN'} transfers class labels; with "
                             f"--pose_kind=degrees use the MTL-SA, distilled or naive strategy")
         if a.is_MRF and a.is_LTN:
             problems.append("--is_MRF=True and --is_LTN=True are two different methods (DCN-AP, LEL-LTN)")
@@ -344,11 +340,47 @@ def check_method_flags(a, given: set, spec: ScriptSpec, parser: argparse.Argumen
         if a.weighting != "fixed" and (a.distribute == "multiworker" or a.mixed_precision):
             problems.append(f"--weighting={a.weighting} does not run with --distribute=multiworker or "
                             f"--mixed_precision (use --weighting=fixed)")
-        uses_t = a.is_distilled or (a.is_pesudo and (a.is_interpolation or a.distill_unselected))
+        uses_t = strategy == "distilled" or (strategy != "naive" and (a.is_interpolation or a.distill_unselected))
         if uses_t and a.distill_t <= 0:
             problems.append(f"--distill_t={a.distill_t:g}: the distillation temperature must be positive")
     if problems:
         parser.error("; ".join(problems))
+
+
+def chosen_strategy(a) -> str:
+    """The strategy named by ``--missing`` or by the is_* flags (``PseudoConfig.strategy_name``)."""
+    from utils.pseudo_labels import PseudoConfig
+
+    return a.missing or PseudoConfig(is_naive=a.is_naive, is_distilled=a.is_distilled, is_pesudo=a.is_pesudo,
+                                     is_interpolation=a.is_interpolation, is_MRF=a.is_MRF,
+                                     is_LTN=a.is_LTN).strategy_name
+
+
+def strategy_flag_problems(a, given: set) -> list:
+    """Flags of another strategy than the chosen one, written on the line: they would do nothing.
+
+    The MTL-SA and distillation flags are exempt: the seed lines write them with every strategy.
+    """
+    from utils.missing import strategy_classes
+
+    classes = strategy_classes()
+    chosen = classes[chosen_strategy(a)]
+    own = {f.name for c in chosen.__mro__ for f in getattr(c, "flags", ())}
+    shared = {f.name for n in ("mtl_sa", "distilled") for f in classes[n].flags}
+    problems = []
+    for name, cls in classes.items():
+        inert = sorted(f.name for f in cls.flags if f.name in given and f.name not in own | shared)
+        if inert:
+            problems.append(f"{', '.join('--' + f for f in inert)} act only with --missing={name}")
+    if a.missing:
+        legacy = [f for f in ("is_naive", "is_distilled", "is_pesudo", "is_MRF", "is_LTN") if getattr(a, f)]
+        if legacy and chosen_strategy_without_missing(a) != a.missing:
+            problems.append(f"--missing={a.missing} contradicts {', '.join('--' + f + '=True' for f in legacy)}")
+    return problems
+
+
+def chosen_strategy_without_missing(a) -> str:
+    return chosen_strategy(argparse.Namespace(**{**vars(a), "missing": None}))
 
 
 def parse_config(script: str, argv: list | None = None):
@@ -395,16 +427,14 @@ def parse_flags(script: str, argv: list | None = None):
         datasets = [[canonical_name(getattr(a, slot)), list(DATASET_SLOTS[slot])]
                     for slot in (*spec.slots, *spec.optional_slots) if getattr(a, slot)]
         loss_weights = {t: getattr(a, LOSS_WEIGHT_FLAGS[t]) for _, ts in datasets for t in ts}
+        values = {f.field or f.name: getattr(a, f.name) for f in strategy_flags()}
+        values["cluster_k"] = max(1, values["cluster_k"])  # the seed lines' cluster_k=0: inert there
+        values["distill_t"] = values["distill_t"] if values["distill_t"] > 0 else 1.0  # ... and distill_t=0
         pseudo = PseudoConfig(
-            is_naive=a.is_naive, is_distilled=a.is_distilled, is_pesudo=a.is_pesudo,
-            is_interpolation=a.is_interpolation, interpolation_weights=a.interpolation_weights,
-            selection_threshold=a.selection_threshold, is_pesudo_confidence=a.is_pesudo_confidence,
-            is_pesudo_density=a.is_pesudo_density, is_pesudo_distribution=a.is_pesudo_distribution,
-            cluster_k=max(1, a.cluster_k), distill_t=a.distill_t if a.distill_t > 0 else 1.0,  # inert here
-            density_t=a.density_t, distill_unselected=a.distill_unselected, is_MRF=a.is_MRF, is_LTN=a.is_LTN,
-            ap_k=a.ap_k, ap_alpha=a.ap_alpha, mrf_k=a.mrf_k, mrf_strength=a.mrf_strength,
-            mrf_iterations=a.mrf_iterations, ltn_dim=a.ltn_dim,
-            parity_softmax=a.parity, seed=a.seed)
+            is_naive=a.is_naive, is_distilled=a.is_distilled, is_pesudo=a.is_pesudo, is_MRF=a.is_MRF,
+            is_LTN=a.is_LTN, strategy=a.missing or "", seed=a.seed,
+            **{k: v for k, v in values.items() if k in PSEUDO_DEFAULTS},
+            options={k: v for k, v in values.items() if k not in PSEUDO_DEFAULTS})
         if not 0.0 <= a.selection_threshold <= 1.0:
             parser.error(f"--selection_threshold must be a quantile in [0, 1], got {a.selection_threshold}")
         regularization = {k: w for k, on, w in (

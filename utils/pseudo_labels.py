@@ -50,21 +50,27 @@ class PseudoConfig:
     ltn_dim: int = 16  # width of the shared label embedding space
     parity_softmax: bool = False  # reproduce the reference's whole-matrix softmax
     seed: int = 1
+    strategy: str = ""  # a name of utils.registries.MISSING_TASKS (--missing); "" = from the is_* flags
+    options: dict = field(default_factory=dict)  # flags of strategies that have no field here
 
     @property
-    def mode(self) -> str:
+    def strategy_name(self) -> str:
+        """The registry name of the missing-task strategy: ``--missing``, else the seed lines' is_* flags."""
+        if self.strategy:
+            return self.strategy
         if self.is_naive:
             return "naive"
         if self.is_distilled:
             return "distilled"
         if self.is_pesudo or self.is_interpolation:
-            return "pseudo"
+            return "dcn_ap" if self.is_MRF else "lel_ltn" if self.is_LTN else "mtl_sa"
         return "naive"
 
     @property
-    def needs_features(self) -> bool:
-        return self.mode == "pseudo" and (self.is_pesudo_density or self.is_pesudo_distribution
-                                          or self.is_MRF or self.is_LTN)
+    def mode(self) -> str:
+        """naive | distilled | pseudo (every strategy that weights or transfers labels)."""
+        name = self.strategy_name
+        return name if name in ("naive", "distilled") else "pseudo"
 
 
 @dataclass
@@ -237,18 +243,32 @@ def select(weights: np.ndarray, q: float) -> np.ndarray:
 def build_targets(cfg: PseudoConfig, logits: np.ndarray, probs: np.ndarray | None = None,
                   feat_unlabelled: np.ndarray | None = None, feat_labelled: np.ndarray | None = None,
                   oracle: np.ndarray | None = None) -> PseudoResult | None:
-    """Target rows for the unlabelled set U of one task (None for the naive strategy)."""
-    mode = cfg.mode
-    if mode == "naive":
+    """Target rows for the unlabelled set U of one task, by the flags' mode (None for naive)."""
+    if cfg.mode == "naive":
         return None
+    if cfg.mode == "distilled":
+        return distilled_targets(cfg, logits, probs, oracle)
+    return selective_targets(cfg, logits, probs, feat_unlabelled, feat_labelled, oracle)
+
+
+def distilled_targets(cfg: PseudoConfig, logits: np.ndarray, probs: np.ndarray | None = None,
+                      oracle: np.ndarray | None = None) -> PseudoResult:
+    """Every row gets the distilled labels ``softmax(z / T)``."""
+    n = len(logits)
+    D = (global_softmax if cfg.parity_softmax else softmax)(logits, cfg.distill_t)
+    probs = softmax(logits) if probs is None else np.asarray(probs, np.float32)
+    return _with_stats(PseudoResult(D, probs.argmax(axis=1), np.ones(n), np.ones(n, bool)), oracle)
+
+
+def selective_targets(cfg: PseudoConfig, logits: np.ndarray, probs: np.ndarray | None = None,
+                      feat_unlabelled: np.ndarray | None = None, feat_labelled: np.ndarray | None = None,
+                      oracle: np.ndarray | None = None) -> PseudoResult:
+    """MTL-SA: weighted, selected (hard) or interpolated (soft) pseudo labels (module docstring)."""
     rng = np.random.default_rng(cfg.seed)
     n, c = logits.shape
     D = (global_softmax if cfg.parity_softmax else softmax)(logits, cfg.distill_t)
     probs = softmax(logits) if probs is None else np.asarray(probs, np.float32)
     pseudo = probs.argmax(axis=1)
-    if mode == "distilled":
-        result = PseudoResult(D, pseudo, np.ones(n), np.ones(n, bool))
-        return _with_stats(result, oracle)
     factors = []
     if cfg.is_pesudo_confidence:
         factors.append(probs.max(axis=1))
@@ -278,7 +298,7 @@ AGREEMENT_DEGREES = 10.0  # angle pseudo labels: weight exp(-disagreement / 10 d
 
 def angle_targets(cfg: PseudoConfig, values: np.ndarray, mirrored: np.ndarray | None = None,
                   feat_unlabelled: np.ndarray | None = None, feat_labelled: np.ndarray | None = None,
-                  signs: np.ndarray | None = None) -> PseudoResult | None:
+                  signs: np.ndarray | None = None, distilled: bool | None = None) -> PseudoResult | None:
     """Pseudo labels for a task regressed in degrees (head-pose angles), rows ``[angles..., w]``.
 
     A regression has no class probabilities, so the MTL-SA factors are read as follows (documented
@@ -294,13 +314,14 @@ def angle_targets(cfg: PseudoConfig, values: np.ndarray, mirrored: np.ndarray | 
     from utils.targets import degree_rows
     from utils.tasks import yaw_to_pose
 
-    mode = cfg.mode
-    if mode == "naive":
-        return None
+    if distilled is None:
+        if cfg.mode == "naive":
+            return None
+        distilled = cfg.mode == "distilled"
     values = np.asarray(values, np.float32)
     n = len(values)
     pseudo = np.array([yaw_to_pose(v) for v in values[:, 0]], np.int64)  # yaw bin: density's classes
-    if mode == "distilled":
+    if distilled:
         return PseudoResult(degree_rows(values), pseudo, np.ones(n), np.ones(n, bool), {"selected_share": 1.0})
     factors, stats = [], {}
     if cfg.is_pesudo_confidence and mirrored is not None:

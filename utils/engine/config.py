@@ -83,31 +83,19 @@ class RunConfig:
     def method_name(self) -> str:
         """The method's readable name, e.g. 'MTL-SA hard q=0.5 (conf+dens+dist)': the report's row label,
         and (as ``method_tag``) part of the run folder's name. The one place methods are named."""
+        from utils.missing import strategy_for
+
         p = self.pseudo
         if self.mode == "stl":
             return f"STL ({'+'.join(t for _, ts in self.datasets for t in ts)})"
-        if p.mode == "naive":
-            label = "All-in-one" if self.mode == "joint" else "naive alternation"
-        elif p.mode == "distilled":
-            label = ("DML-LWF" if self.mode == "alternating" else "distilled") + f" T={p.distill_t:g}"
-        elif p.is_LTN:
-            label = "LEL-LTN"
-        elif p.is_MRF:
-            label = "DCN-AP"
-        else:
-            parts = [k for k, on in (("conf", p.is_pesudo_confidence), ("dens", p.is_pesudo_density),
-                                     ("dist", p.is_pesudo_distribution)) if on]
-            label = "MTL-SA soft" if p.is_interpolation else f"MTL-SA hard q={p.selection_threshold:g}"
-            label += f" ({'+'.join(parts) or 'pure'})"
-        if (p.is_LTN or p.is_MRF) and p.selection_threshold > 0:
-            label += f" q={p.selection_threshold:g}"
+        label = strategy_for(p).label(self.mode)
         reg = [k for k, v in self.regularization.items() if v and k != "sigma"]
         if reg and p.mode == "naive" and self.mode == "joint":
             named = {("l21",): "SFSMR", ("laplacian", "trace"): "SLRM", ("laplacian", "nuclear"): "SLRM"}
             label = named.get(tuple(sorted(reg)), label + " + " + "+".join(reg))
         elif reg:
             label += " + " + "+".join(reg)
-        if label.startswith("MTL-SA") and self.mode == "joint":  # the paper's MTL-SA alternates
+        if p.strategy_name == "mtl_sa" and self.mode == "joint":  # the paper's MTL-SA alternates
             label += " (joint)"
         if self.weighting != "fixed":
             label += f" [{self.weighting}]"

@@ -16,7 +16,7 @@ import numpy as np
 
 from utils.datasets import Table
 from utils.engine.batchnorm import dataset_stats
-from utils.pseudo_labels import angle_targets, build_targets
+from utils.missing import FillInputs
 from utils.tasks import FLIP_SIGNS
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ class Teacher:
 
     def update_gate(self, val: dict, epoch: int) -> None:
         """Open the gate of each task whose teacher now beats chance by the margin (it stays open)."""
-        if self.t.cfg.mode == "stl" or self.t.cfg.pseudo.mode == "naive":
+        if self.t.cfg.mode == "stl" or not self.t.missing.uses_teacher:
             return
         for task, m in val.items():
             gap = self.chance_gap(task, m)
@@ -96,15 +96,14 @@ class Teacher:
 
     # ----------------------------------------------------------------------------------- fills
     def fills_for(self, unlabelled: list, epoch: int) -> tuple:
-        """Targets for the tasks each table in ``unlabelled`` lacks.
+        """Targets for the tasks each table in ``unlabelled`` lacks, from the run's missing-task strategy.
 
         Returns ``({(i, task): rows}, stats)`` where ``i`` indexes ``unlabelled``. Pseudo labels of a
         task are computed over the union of the tables lacking it (so density and distribution see the
-        whole unlabelled set), from the snapshot's predictions.
+        whole unlabelled set), from the snapshot's outputs that the strategy ``needs``.
         """
-        cfg = self.t.cfg
-        p = cfg.pseudo
-        if p.mode == "naive" or epoch < cfg.warmup_epochs:
+        cfg, strategy = self.t.cfg, self.t.missing
+        if not strategy.uses_teacher or epoch < cfg.warmup_epochs:
             return {}, {}
         tasks = [t for t in self.t.classes if any(t not in tb.labels for tb in unlabelled)]
         stats = {f"teacher_{t}_on": int(t in self.passed) for t in tasks}
@@ -112,50 +111,45 @@ class Teacher:
         if not tasks:
             return {}, stats
         self.take_snapshot()
+        needs = strategy.needs({self.t.kinds[t] for t in tasks})
         memo = {}  # one forward pass per table, whatever the number of tasks that need it
-        mirror = p.mode == "pseudo" and p.is_pesudo_confidence and any(self.t.kinds[t] == "degrees" for t in tasks)
 
         def outputs(table):
             if id(table) not in memo:
-                memo[id(table)] = self.outputs(table, mirror and any(table is u for u in unlabelled))
+                memo[id(table)] = self.outputs(table, "mirror" in needs and any(table is u for u in unlabelled))
             return memo[id(table)]
 
         outs = [outputs(t) for t in unlabelled]
         fills = {}
         for task in tasks:
             members = [i for i, t in enumerate(unlabelled) if task not in t.labels]
-            logits = np.concatenate([outs[i][f"{task}_logits"] for i in members])
-            probs = np.concatenate([outs[i][f"{task}_probs"] for i in members])
-            oracle = np.concatenate([unlabelled[i].oracle.get(task, np.full(len(unlabelled[i]), -1))
-                                     for i in members])
-            feat_u = feat_l = None
-            if p.needs_features:
-                feat_u = np.concatenate([outs[i][f"{task}_features"] for i in members])
-                labelled = [self.labelled_sample(sp.train) for sp in self.t.splits if task in sp.train.labels]
-                if p.is_pesudo_distribution or p.is_MRF:  # the only users of the labelled features
-                    feat_l = np.concatenate([outputs(t)[f"{task}_features"] for t in labelled])
-                if p.is_LTN:  # LEL-LTN: the network's own label transfer output for the missing task
-                    probs = np.concatenate([outs[i][f"{task}_ltn_probs"] for i in members])
-                    logits = np.log(np.clip(probs, 1e-8, 1.0))
-                if p.is_MRF:  # DCN-AP: propagate the labelled rows' labels, then refine with the MRF
-                    from utils.label_propagation import propagate
-                    from utils.mrf import mean_field
 
-                    y_l = np.concatenate([t.labels[task] for t in labelled])
-                    probs = propagate(feat_l, y_l, feat_u, self.t.classes[task], p.ap_k, p.ap_alpha, seed=p.seed)
-                    probs = mean_field(probs, feat_u, p.mrf_k, p.mrf_strength, p.mrf_iterations)
-                    logits = np.log(np.clip(probs, 1e-8, 1.0))
-            if self.t.kinds[task] == "degrees":
-                mirrored = (np.concatenate([outs[i][f"mirrored_{task}_probs"] for i in members]) if mirror
-                            else None)
-                signs = [FLIP_SIGNS[a] for a in self.t.class_names[task]]
-                result = angle_targets(p, probs, mirrored, feat_u, feat_l, signs)
-            else:
-                result = build_targets(p, logits, probs, feat_u, feat_l, oracle)
-            if cfg.plot_pseudo:
+            def part(key, members=members):
+                return np.concatenate([outs[i][key] for i in members])
+
+            x = FillInputs(task, self.t.kinds[task], self.t.classes[task], part(f"{task}_logits"),
+                           part(f"{task}_probs"),
+                           oracle=np.concatenate([unlabelled[i].oracle.get(task, np.full(len(unlabelled[i]), -1))
+                                                  for i in members]),
+                           flip_signs=tuple(FLIP_SIGNS.get(a, 1.0) for a in self.t.class_names[task]))
+            if "features" in needs:
+                x.features = part(f"{task}_features")
+            if "labelled" in needs:
+                labelled = [self.labelled_sample(sp.train) for sp in self.t.splits if task in sp.train.labels]
+                x.labelled_features = np.concatenate([outputs(t)[f"{task}_features"] for t in labelled])
+                x.labelled_labels = np.concatenate([t.labels[task] for t in labelled])
+            if "mirror" in needs and self.t.kinds[task] == "degrees":
+                x.mirrored = part(f"mirrored_{task}_probs")
+            if "label_transfer" in needs:
+                x.transferred = part(f"{task}_ltn_probs")
+            result = strategy.fill(x)
+            if result is None:
+                continue
+            if cfg.plot_pseudo and x.kind != "degrees":
                 from utils.pseudo_plots import plot_pseudo_labels
 
-                plot_pseudo_labels(self.t.run.path / "pseudo", epoch + 1, task, result, feat_u, oracle, cfg.seed)
+                plot_pseudo_labels(self.t.run.path / "pseudo", epoch + 1, task, result, x.features, x.oracle,
+                                   cfg.seed)
             start = 0
             for i in members:
                 n = len(unlabelled[i])

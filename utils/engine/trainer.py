@@ -17,6 +17,8 @@ from utils.engine.distribution import DistributedEpoch, make_strategy, run_folde
 from utils.engine.final_test import test_best_weights
 from utils.engine.schedule import Budget, PlateauControl, Schedule
 from utils.engine.teacher import Teacher
+from utils.missing import strategy_for
+from utils.pseudo_labels import PseudoConfig
 from utils.targets import smooth_years
 from utils.tasks import flip_permutations, task_kind
 
@@ -48,12 +50,13 @@ class Trainer:
         cfg = dataclasses.replace(copy.deepcopy(given), data_dir=given.data_dir or str(default_data_dir()))
         self.splits = load_splits(cfg)
         self.classes, self.class_names = class_counts(self.splits, cfg)  # head outputs, their names
+        self.missing = strategy_for(cfg.pseudo if cfg.mode != "stl" else PseudoConfig(seed=cfg.seed))
         self.kinds = {t: task_kind(names) for t, names in self.class_names.items()}  # classes | years | degrees
         self.widths = {t: c + (self.kinds[t] == "degrees") for t, c in self.classes.items()}  # target rows
         self.flip_perms = flip_permutations(self.class_names)
         self.spec = ModelSpec(cfg.model, self.classes, cfg.input_size, cfg.is_dropout, cfg.is_bn,
                               cfg.weights_decay, cfg.cross_stitch, cfg.weights, cfg.regularization,
-                              cfg.pseudo.ltn_dim if cfg.pseudo.is_LTN and cfg.mode != "stl" else 0,
+                              cfg.pseudo.ltn_dim if self.missing.model_needs_label_embedding else 0,
                               tuple(t for t, k in self.kinds.items() if k == "degrees"))
         self.ltn = [t for t in self.classes if self.spec.label_embedding and len(self.classes) > 1]
         self.flip_perms.update({f"{t}_ltn": self.flip_perms[t] for t in self.ltn if t in self.flip_perms})

@@ -1,0 +1,19 @@
+"""Distilled soft labels ``softmax(z / T)`` of a frozen copy of the model (Hinton et al. 2015); in
+alternating training this is DML-LWF / learning without forgetting (Li and Hoiem, ECCV 2016)."""
+from __future__ import annotations
+
+from utils.missing.base import FillInputs, Flag, MissingTaskStrategy
+from utils.pseudo_labels import angle_targets, build_targets
+
+
+class Distilled(MissingTaskStrategy):
+    name = "distilled"
+    flags = (Flag("distill_t", float, "distillation temperature T"),)
+
+    def fill(self, x: FillInputs):
+        if x.kind == "degrees":
+            return angle_targets(self.p, x.probs)
+        return build_targets(self.p, x.logits, x.probs, oracle=x.oracle)
+
+    def label(self, mode: str) -> str:
+        return ("DML-LWF" if mode == "alternating" else "distilled") + f" T={self.p.distill_t:g}"
