@@ -198,3 +198,16 @@ def test_sampled_density_ranks_points_like_the_exact_count():
     assert sampled[:3000].mean() > sampled[3000:].mean() + 0.2
     counts = pl.neighbour_counts(x[:50], 1e-9, reference=np.arange(10))  # a reference point is not its own neighbour
     assert counts.tolist() == [0] * 50
+
+
+def test_pseudo_label_keeps_confident_rows_as_one_hot_and_masks_the_rest():
+    from utils.cli import parse_config
+    from utils.missing import FillInputs, strategy_for
+
+    cfg = parse_config("ALTERNATIVE_EP", ["--missing=pseudo_label", "--pl_threshold=0.8"])
+    assert cfg.pseudo.options == {"pl_threshold": 0.8} and cfg.method_name() == "Pseudo-Label t=0.8"
+    probs = np.array([[0.9, 0.1, 0.0], [0.5, 0.3, 0.2], [0.05, 0.15, 0.8]], np.float32)
+    x = FillInputs("emotion", "classes", 3, np.log(probs + 1e-8), probs, oracle=np.array([0, 0, 1]))
+    r = strategy_for(cfg.pseudo).fill(x)
+    np.testing.assert_array_equal(r.targets, [[1, 0, 0], [0, 0, 0], [0, 0, 1]])
+    assert r.selected.tolist() == [True, False, True] and r.stats["oracle_acc_selected"] == 0.5

@@ -27,6 +27,7 @@ MISSING_TASKS = {
     "mtl_sa": "utils.missing.mtl_sa:MTLSA",
     "lel_ltn": "utils.missing.lel_ltn:LELLTN",
     "dcn_ap": "utils.missing.dcn_ap:DCNAP",
+    "pseudo_label": "utils.missing.pseudo_label:PseudoLabel",
 }
 
 
