@@ -101,3 +101,19 @@ def test_every_registered_strategy_declares_flags_the_parser_offers():
     assert {f"--{f.name}" for f in strategy_flags()} <= options
     assert "--missing" in options and "--missing" not in {o for a in build_parser("STL_general_train")._actions
                                                           for o in a.option_strings}
+
+
+@pytest.mark.parametrize("script", ["CONFUSION_EP_multitask", "ALTERNATIVE_EGA"])
+def test_parser_defaults_are_the_config_defaults(script):
+    # defaults live in RunConfig / PseudoConfig (and the script's own table); the parser only reads them
+    from dataclasses import MISSING, fields
+
+    from utils.engine.config import RunConfig
+    from utils.pseudo_labels import PseudoConfig
+
+    cfg, spec = parse_config(script, []), SCRIPTS[script]
+    for obj, cls in ((cfg, RunConfig), (cfg.pseudo, PseudoConfig)):
+        for f in fields(cls):
+            if f.default is MISSING or f.name in spec.defaults:
+                continue
+            assert getattr(obj, f.name) == f.default, f.name

@@ -126,70 +126,82 @@ def build_parser(script: str) -> argparse.ArgumentParser:
     for slot in spec.optional_slots:
         g.add_argument(f"--{slot}", default=None,
                        help=f"optional extra dataset labelling {'+'.join(DATASET_SLOTS[slot])}")
-    g.add_argument("--data_dir", default=None, help="data root holding db/ (default: $MTL_DATA_DIR or ./data)")
-    g.add_argument("--n_splits", type=int, default=5, help="k of the seeded k-fold split (when no official split)")
-    g.add_argument("--fold", type=int, default=0, help="which fold is the test set")
-    g.add_argument("--val_fraction", type=float, default=0.1, help="share of train held out for validation")
-    g.add_argument("--limit", type=int, default=None, help="use at most this many rows per dataset")
-    g.add_argument("--train_limit", type=int, default=None,
+    g.add_argument("--data_dir", default=RUN_DEFAULTS["data_dir"],
+                   help="data root holding db/ (default: $MTL_DATA_DIR or ./data)")
+    g.add_argument("--n_splits", type=int, default=RUN_DEFAULTS["n_splits"],
+                   help="k of the seeded k-fold split (when no official split)")
+    g.add_argument("--fold", type=int, default=RUN_DEFAULTS["fold"], help="which fold is the test set")
+    g.add_argument("--val_fraction", type=float, default=RUN_DEFAULTS["val_fraction"],
+                   help="share of train held out for validation")
+    g.add_argument("--limit", type=int, default=RUN_DEFAULTS["limit"], help="use at most this many rows per dataset")
+    g.add_argument("--train_limit", type=int, default=RUN_DEFAULTS["train_limit"],
                    help="train on at most this many rows per dataset; validation and test parts stay whole")
     g.add_argument("--cache_mb", type=int, default=RUN_DEFAULTS["cache_mb"],
                    help="keep decoded images in memory when they fit in this many MB (0 = never)")
     _bool(g, "disk_cache", default=RUN_DEFAULTS["disk_cache"],
           help="decoded images that exceed --cache_mb go to a memory-mapped file in DATA_DIR/cache/, reused by "
                "later runs (False: decode the files every epoch)")
-    g.add_argument("--age_kind", default="auto", choices=("auto", "groups", "years"),
+    g.add_argument("--age_kind", default=RUN_DEFAULTS["age_kind"], choices=("auto", "groups", "years"),
                    help="age as the 8 Adience groups or as years 0..100 (101 bins, expected value); "
                         "auto: years for utkface/imdb/wiki/fgnet, groups otherwise")
     g.add_argument("--pose_kind", default=RUN_DEFAULTS["pose_kind"], choices=("bins", "degrees"),
                    help="head pose as the 5 yaw bins (classification) or as angles in degrees (regression: "
                         "yaw[, pitch[, roll]] as the dataset gives them, MAE per angle)")
-    g.add_argument("--age_sigma", type=float, default=0.0, help="years: Gaussian label smoothing (years)")
-    g.add_argument("--age_loss", default="auto", choices=("auto", "ce", "l1"),
+    g.add_argument("--age_sigma", type=float, default=RUN_DEFAULTS["age_sigma"],
+                   help="years: Gaussian label smoothing (years)")
+    g.add_argument("--age_loss", default=RUN_DEFAULTS["age_loss"], choices=("auto", "ce", "l1"),
                    help="years: cross-entropy (DEX) or L1 on the expected age; auto = l1 for ssrnet")
-    g.add_argument("--image_check", default="header", choices=("none", "exists", "header", "decode"),
+    g.add_argument("--image_check", default=RUN_DEFAULTS["image_check"], choices=("none", "exists", "header", "decode"),
                    help="how thoroughly to check every image before training (decode: with TensorFlow's "
                         "decoder, as training reads them; cached runs decode every image before epoch 1 anyway)")
     _bool(g, "skip_bad_images", help="drop rows whose image TensorFlow cannot decode (counted) instead of stopping")
 
     g = p.add_argument_group("model and training")
-    g.add_argument("--model", default=spec.defaults.get("model", "mini_xception"),
+    g.add_argument("--model", default=spec.defaults.get("model", RUN_DEFAULTS["model"]),
                    choices=tuple(BACKBONES), help="backbone (models/registry.py)")
     g.add_argument("--weights", default=None,
                    help="none | pretrained | path: trunk weights, or a .keras model of this project to start "
                         "from (layers matched by name; default: pretrained for vggFace, else none)")
     g.add_argument("--vggface_weights", default=None, help="path of rcmalli_vggface_tf_notop_vgg16.h5")
-    g.add_argument("--input_size", type=int, default=None, help="input side (default per model: 224/64/96)")
-    g.add_argument("--epoch", type=int, default=64, help="outer epochs (an alternating epoch trains one dataset)")
-    g.add_argument("--rounds", type=int, default=None,
+    g.add_argument("--input_size", type=int, default=RUN_DEFAULTS["input_size"],
+                   help="input side (default per model: 224/64/96)")
+    g.add_argument("--epoch", type=int, default=RUN_DEFAULTS["epoch"],
+                   help="outer epochs (an alternating epoch trains one dataset)")
+    g.add_argument("--rounds", type=int, default=RUN_DEFAULTS["rounds"],
                    help="equal budgets: train this many rounds, one pass over every dataset each, whatever the "
                         "method (overrides --epoch)")
-    g.add_argument("--batch_size", type=int, default=spec.defaults.get("batch_size", 32))
-    g.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 1e-4 vggFace, else 1e-3)")
+    g.add_argument("--batch_size", type=int, default=spec.defaults.get("batch_size", RUN_DEFAULTS["batch_size"]))
+    g.add_argument("--lr", type=float, default=RUN_DEFAULTS["lr"],
+                   help="Adam learning rate (default 1e-4 vggFace, else 1e-3)")
     g.add_argument("--num_worker", type=int, default=4, help="accepted for compatibility; tf.data autotunes")
-    g.add_argument("--patience", type=int, default=spec.defaults.get("patience", 5),
+    g.add_argument("--patience", type=int, default=spec.defaults.get("patience", RUN_DEFAULTS["patience"]),
                    help="epochs without improvement before the learning rate drops 10x")
-    g.add_argument("--early_stopping_patience", type=int, default=None, help="default: 2 x patience")
-    g.add_argument("--monitor", default="val_loss", choices=("val_loss", "val_acc"))
+    g.add_argument("--early_stopping_patience", type=int, default=RUN_DEFAULTS["early_stopping_patience"],
+                   help="default: 2 x patience")
+    g.add_argument("--monitor", default=RUN_DEFAULTS["monitor"], choices=("val_loss", "val_acc"))
     _bool(g, "is_augmentation", help="rotation +-10, shift 10%%, horizontal flip")
     _bool(g, "is_dropout", help="Dropout(0.5) after the shared layer and in each head")
     _bool(g, "is_bn", help="BatchNormalization in the shared layer and heads")
-    g.add_argument("--weights_decay", type=float, default=0.0, help="L2 coefficient on every kernel")
+    g.add_argument("--weights_decay", type=float, default=RUN_DEFAULTS["weights_decay"],
+                   help="L2 coefficient on every kernel")
     _bool(g, "is_freezing", help="train the heads with a frozen backbone first")
-    g.add_argument("--no_freezing_epoch", type=int, default=32, help="epoch at which the backbone is unfrozen")
-    _bool(g, "cross_stitch", default=True, help="cross-stitch unit between task branches (dense heads)")
+    g.add_argument("--no_freezing_epoch", type=int, default=RUN_DEFAULTS["no_freezing_epoch"],
+                   help="epoch at which the backbone is unfrozen")
+    _bool(g, "cross_stitch", default=RUN_DEFAULTS["cross_stitch"],
+          help="cross-stitch unit between task branches (dense heads)")
     g.add_argument("--bn_stats", default=RUN_DEFAULTS["bn_stats"], choices=("per_dataset", "mixed", "moving"),
                    help="alternating runs: BatchNorm statistics that evaluate / pseudo-label each dataset "
                         "(utils/engine/batchnorm.py)")
-    g.add_argument("--seed", type=int, default=1)
+    g.add_argument("--seed", type=int, default=RUN_DEFAULTS["seed"])
     g.add_argument("--resume", default=None, metavar="RUN_DIR",
                    help="continue an interrupted run from its last finished epoch (its own config is used)")
-    g.add_argument("--distribute", default="none", choices=("none", "mirrored", "multiworker"),
+    g.add_argument("--distribute", default=RUN_DEFAULTS["distribute"], choices=("none", "mirrored", "multiworker"),
                    help="tf.distribute: MirroredStrategy (local GPUs) or MultiWorkerMirroredStrategy (TF_CONFIG)")
     _bool(g, "mixed_precision", help="mixed_float16 compute (GPUs with tensor cores)")
     _bool(g, "jit", help="XLA-compile the training step")
-    g.add_argument("--output_dir", default="runs", help="runs are written to OUTPUT_DIR/<script>/<run_name>/")
-    g.add_argument("--run_name", default=None)
+    g.add_argument("--output_dir", default=RUN_DEFAULTS["output_dir"],
+                   help="runs are written to OUTPUT_DIR/<script>/<run_name>/")
+    g.add_argument("--run_name", default=RUN_DEFAULTS["run_name"])
 
     if spec.mode != "stl":
         g = p.add_argument_group("multi-task: loss weights and missing-task strategy")
@@ -199,7 +211,7 @@ def build_parser(script: str) -> argparse.ArgumentParser:
                 if not any(a.dest == flag for a in p._actions):
                     g.add_argument(f"--{flag}", type=float, default=spec.defaults.get(flag, 1.0),
                                    help=f"loss weight of {t}")
-        g.add_argument("--weighting", default="fixed", choices=tuple(WEIGHTINGS),
+        g.add_argument("--weighting", default=RUN_DEFAULTS["weighting"], choices=tuple(WEIGHTINGS),
                        help="loss-weighting strategy (utils/weighting.py): fixed = the *_loss_weights flags")
         g.add_argument("--weighting_lr", type=float, default=RUN_DEFAULTS["weighting_lr"],
                        help="step size of the strategy's own parameters (uncertainty, GradNorm, FAMO)")
@@ -220,7 +232,7 @@ def build_parser(script: str) -> argparse.ArgumentParser:
             else:
                 g.add_argument(f"--{f.name}", type=f.type, default=default, help=f.help)
         _bool(g, "plot_pseudo", help="write pseudo-label weight histograms and t-SNE plots to RUN/pseudo/")
-        g.add_argument("--warmup_epochs", type=int, default=1,
+        g.add_argument("--warmup_epochs", type=int, default=RUN_DEFAULTS["warmup_epochs"],
                        help="joint zero-fill epochs before pseudo labels / alternation start (0 = reference EP)")
         g.add_argument("--teacher_margin", type=float, default=RUN_DEFAULTS["teacher_margin"],
                        help="a task's pseudo / distilled labels start once the teacher's validation balanced "

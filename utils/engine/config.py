@@ -40,7 +40,7 @@ class RunConfig:
     frozen_lr: float = 1e-3
     loss_weights: dict = field(default_factory=dict)
     pseudo: PseudoConfig = field(default_factory=PseudoConfig)
-    warmup_epochs: int = 0
+    warmup_epochs: int = 1  # joint zero-fill epochs before pseudo labels / alternation start
     teacher_margin: float = 0.1  # pseudo / distilled labels of a task start once the teacher beats chance by this
     regularization: dict = field(default_factory=dict)
     weighting: str = "fixed"  # loss-weighting strategy (utils/weighting.py)
