@@ -1,10 +1,32 @@
 """Network builders: backbones (``models.registry``) with named task heads (``models.net``).
 
 The names below are loaded on first use, so that ``models.registry`` (and the command-line parser
-that reads it) works without importing TensorFlow.
+that reads it) works without importing TensorFlow. Importing this package (``utils`` does it too) sets
+the TensorFlow environment switches first (``configure_environment``).
 """
-import utils  # noqa: F401  (sets TensorFlow environment switches before keras is imported)
-from models.registry import BACKBONES, WeightsError
+import os
+
+
+def configure_environment() -> None:
+    """Set process-wide switches that must precede ``import tensorflow``.
+
+    * ``TF_ENABLE_ONEDNN_OPTS=0``: with oneDNN on, training the mini-Xception on some CPUs crashes in
+      its first step (``free(): invalid pointer``).
+    * ``POT_BACKEND_DISABLE_TENSORFLOW=1``: POT would otherwise import its TF backend (4 s) for nothing.
+    * ``TF_CPP_MIN_LOG_LEVEL=2``: keep TensorFlow's C++ start-up chatter out of the run logs; 3 on
+      machines without an NVIDIA device, where the only "error" TensorFlow logs is its failed probe
+      for CUDA (``failed call to cuInit``), which is not an error there. The engine prints the device.
+    Users can override any of them by setting the variable themselves.
+    """
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    os.environ.setdefault("POT_BACKEND_DISABLE_TENSORFLOW", "1")
+    no_gpu = not any(os.path.exists(p) for p in ("/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg"))
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3" if no_gpu else "2")
+
+
+configure_environment()
+
+from models.registry import BACKBONES, WeightsError  # noqa: E402
 
 __all__ = ["BACKBONES", "ModelSpec", "WeightsError", "build_net", "feature_model", "load_model", "trunk_layers"]
 

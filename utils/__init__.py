@@ -1,26 +1,6 @@
 """Shared library: data contract, input pipelines, losses, pseudo labels and the training engine.
 
-Importing this package sets the TensorFlow environment switches that must be in place before
-TensorFlow itself is imported (see ``configure_environment``).
+Importing this package imports ``models``, whose ``configure_environment`` sets the TensorFlow switches
+that must be in place before TensorFlow itself is imported.
 """
-import os
-
-
-def configure_environment() -> None:
-    """Set process-wide switches that must precede ``import tensorflow``.
-
-    * ``TF_ENABLE_ONEDNN_OPTS=0``: with oneDNN on, training the mini-Xception on some CPUs crashes in
-      its first step (``free(): invalid pointer``).
-    * ``POT_BACKEND_DISABLE_TENSORFLOW=1``: POT would otherwise import its TF backend (4 s) for nothing.
-    * ``TF_CPP_MIN_LOG_LEVEL=2``: keep TensorFlow's C++ start-up chatter out of the run logs; 3 on
-      machines without an NVIDIA device, where the only "error" TensorFlow logs is its failed probe
-      for CUDA (``failed call to cuInit``), which is not an error there. The engine prints the device.
-    Users can override any of them by setting the variable themselves.
-    """
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-    os.environ.setdefault("POT_BACKEND_DISABLE_TENSORFLOW", "1")
-    no_gpu = not any(os.path.exists(p) for p in ("/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg"))
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3" if no_gpu else "2")
-
-
-configure_environment()
+import models  # noqa: F401  (TensorFlow environment switches; models is the bottom layer)
