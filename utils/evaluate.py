@@ -148,15 +148,18 @@ def main(argv=None) -> int:
         for t, m in metrics.items():
             labels = m.get("confusion_names") or names.get(t) or [str(c) for c in table.info.vocab[t]]
             run.write_confusion(f"{table.name}_{t}", m["confusion"], labels, f"{table.name} {a.split}: {t}")
-            result[t] = {k: m[k] for k in ("acc", "balanced_acc", "n", "mae", "cs5") if k in m}
-            result[t]["per_class_acc"] = dict(zip(names.get(t) or table.info.vocab[t], m["per_class_acc"]))
+            result[t] = {k: m[k] for k in m if k in ("acc", "balanced_acc", "n", "cs5") or k.startswith("mae")}
+            result[t]["per_class_acc"] = dict(zip(labels, m["per_class_acc"]))
         run.write_json("metrics.json", {"model": str(path), "dataset": table.name, "split": a.split,
                                         "rows": len(table), "metrics": result})
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     for t, m in result.items():
-        extra = f"  MAE {m['mae']:.2f} years, within 5 years {m['cs5']:.3f}" if "mae" in m else ""
+        if "mae_yaw" in m:  # angles in degrees
+            extra = "  MAE " + ", ".join(f"{k[4:]} {v:.2f}" for k, v in m.items() if k.startswith("mae_")) + " degrees"
+        else:
+            extra = f"  MAE {m['mae']:.2f} years, within 5 years {m['cs5']:.3f}" if "mae" in m else ""
         print(f"{table.name} {a.split} {t}: accuracy {m['acc']:.4f}, balanced {m['balanced_acc']:.4f} "
               f"(n = {m['n']}){extra}")
     print(f"written: {(out / 'metrics.json').resolve()} and {(out / 'confusion').resolve()}/")
