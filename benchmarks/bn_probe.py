@@ -36,6 +36,7 @@ def probe(run: Path) -> list:
     from utils.engine.batchnorm import BN_SAMPLE, BatchNormStats, pooled, sample_paths
     from utils.engine.config import config_from_run, load_splits
     from utils.evaluation import predict_table, task_metrics
+    from utils.kinds import kind_of
     from utils.pipelines import image_dataset
 
     cfg = config_from_run(str(run))
@@ -61,7 +62,8 @@ def probe(run: Path) -> list:
             bn.set(stats)
             pred = predict_table(model, sp.valid, 64, size, channels, None)
             for t in tasks:
-                m = task_metrics([sp.valid], [pred], t, len(sp.train.info.vocab[t]))
+                m = task_metrics([sp.valid], [pred], t, len(sp.train.info.vocab[t]),
+                                 kind_of(sp.train.info.vocab[t]).name)
                 accs.setdefault(t, {})[mode] = m["acc"]
         bn.set(saved)
         rows += [{"run": run.name, "bn_stats": cfg.bn_stats, "dataset": name, "task": t, **a} for t, a in accs.items()]

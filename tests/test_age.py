@@ -6,7 +6,8 @@ import pytest
 from models import ModelSpec, build_net
 from models.ssrnet import ExpectationToBins, SoftStagewiseRegression
 from utils.datasets import load_table
-from utils.evaluation import expected_value, task_metrics
+from utils.evaluation import task_metrics
+from utils.kinds import expected_value
 from utils.losses import masked_expectation_l1
 from utils.targets import smooth_years
 from utils.tasks import AGE_YEARS, years_to_group

@@ -28,7 +28,7 @@ def test_utils_import_no_scripts_converters_or_benchmarks():
 
 
 def test_numpy_modules_do_not_import_tensorflow():
-    for name in ("pseudo_labels", "targets", "tasks", "registries", "label_propagation", "mrf"):
+    for name in ("pseudo_labels", "targets", "tasks", "kinds", "registries", "label_propagation", "mrf"):
         assert not imported_modules(ROOT / "utils" / f"{name}.py") & {"tensorflow", "keras"}, name
     for path in (ROOT / "utils" / "missing").glob("*.py"):
         assert not imported_modules(path) & {"tensorflow", "keras"}, path

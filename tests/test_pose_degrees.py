@@ -7,17 +7,18 @@ import pandas as pd
 import pytest
 
 from utils.datasets import DataError, load_table
+from utils.kinds import kind_of
 from utils.pseudo_labels import AGREEMENT_DEGREES, PseudoConfig, angle_targets
 from utils.targets import DEGREE_UNIT, degree_rows, target_rows
-from utils.tasks import dataset_info, flip_permutations, task_kind
+from utils.tasks import dataset_info, flip_permutations
 
 
 def test_kinds_and_angle_columns_come_from_the_vocabulary():
     info = dataset_info("pointing04", pose_kind="degrees")
     assert info.vocab["pose"] == ("yaw", "pitch") and info.column("pose") == ("pan", "tilt")
-    assert task_kind(info.vocab["pose"]) == "degrees"
-    assert task_kind(dataset_info("pointing04").vocab["pose"]) == "classes"
-    assert task_kind(dataset_info("utkface").vocab["age"]) == "years"
+    assert kind_of(info.vocab["pose"]).name == "degrees"
+    assert kind_of(dataset_info("pointing04").vocab["pose"]).name == "classes"
+    assert kind_of(dataset_info("utkface").vocab["age"]).name == "years"
     assert dataset_info("aflw2000", pose_kind="degrees").vocab["pose"] == ("yaw", "pitch", "roll")
     with pytest.raises(ValueError, match="no head-pose angles"):
         dataset_info("my_faces", columns=["full_path", "pose"], pose_kind="degrees")

@@ -14,9 +14,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from utils.evaluation import expected_value
 from utils.faces import Face, face_crop
-from utils.tasks import ANGLES, DEFAULT_VOCAB, EMOTION_FERPLUS, task_kind
+from utils.kinds import expected_value, kind_of
+from utils.tasks import ANGLES, DEFAULT_VOCAB, EMOTION_FERPLUS
 
 TASK_COLOURS = {"emotion": (255, 80, 80), "pose": (255, 220, 0), "gender": (80, 220, 80), "age": (90, 160, 255)}
 
@@ -178,16 +178,7 @@ def face_records(predictor: Predictor, rgb: np.ndarray, faces: list) -> list:
         if face.landmarks is not None:
             rec["landmarks"] = [[round(float(v), 1) for v in pt] for pt in face.landmarks]
         for t, v in p.items():
-            if task_kind(predictor.class_names[t]) == "degrees":  # head-pose angles in degrees
-                deg = {a: round(float(x), 1) for a, x in zip(predictor.class_names[t], v)}
-                rec[t] = {"degrees": deg, "label": ", ".join(f"{a} {x:+.0f}" for a, x in deg.items())}
-                continue
-            i = int(np.argmax(v))
-            rec[t] = {"label": predictor.class_names[t][i], "prob": float(v[i]),
-                      "probs": {n: round(float(q), 4) for n, q in zip(predictor.class_names[t], v)}}
-            if len(v) == 101:  # age in years: the expected value, not the most likely bin
-                rec[t]["years"] = float(expected_value(v[None])[0])
-                rec[t]["label"] = f"{rec[t]['years']:.0f} years"
+            rec[t] = kind_of(predictor.class_names[t]).decode(predictor.class_names[t], v)
         records.append(rec)
     return records
 

@@ -118,7 +118,9 @@ def evaluate(net, config: dict, dataset: str, split: str = "test", tasks=None, d
     # decoded once and rounded to uint8 after resizing, exactly as training and the demos feed the model
     cache = ImageCache(table.paths, int(size), int(channels))
     preds = predict_table(net, table, batch_size, int(size), int(channels), cache)
-    return {t: task_metrics([table], [preds], t, heads[t]) for t in wanted}, table
+    from utils.kinds import kind_of
+
+    return {t: task_metrics([table], [preds], t, heads[t], kind_of(table.info.vocab[t]).name) for t in wanted}, table
 
 
 def main(argv=None) -> int:

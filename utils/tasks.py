@@ -2,9 +2,8 @@
 
 A *task* is one head (emotion, pose, gender, age). A *dataset* labels a subset of the tasks; which
 ones, and with which vocabulary, is data in ``DATASETS`` rather than code in a script. The vocabulary
-also says the task's *kind* (``task_kind``): ``classes`` (softmax, cross-entropy, accuracy), ``years``
-(101 one-year bins decoded as the expected value, DEX) or ``degrees`` (head-pose angles regressed in
-degrees: one linear output per angle, masked L1, MAE per angle; ``utils/targets.py``).
+also says the task's *kind* (``utils.kinds.kind_of``): ``classes``, ``years`` (101 one-year bins) or
+``degrees`` (head-pose angles regressed in degrees).
 """
 from __future__ import annotations
 
@@ -39,14 +38,6 @@ AGE_GROUP_LOWER = (0, 4, 8, 15, 25, 38, 48, 60)
 FLIP_PERMUTATIONS = {POSE5: (0, 2, 1, 4, 3)}
 
 DEFAULT_VOCAB = {"emotion": EMOTION7, "pose": POSE5, "gender": GENDER2, "age": AGE_GROUPS8}
-
-
-def task_kind(vocab) -> str:
-    """``degrees`` for angle vocabularies, ``years`` for the 101 one-year bins, else ``classes``."""
-    vocab = tuple(vocab)
-    if vocab in ANGLE_VOCABS:
-        return "degrees"
-    return "years" if vocab == AGE_YEARS else "classes"
 
 
 @dataclass(frozen=True)
@@ -150,7 +141,7 @@ def flip_permutations(vocabularies: dict) -> dict:
     permutation (tuple of indices), or for angles in degrees ``("signs", per-angle signs)``."""
     out = {t: FLIP_PERMUTATIONS[tuple(v)] for t, v in vocabularies.items() if tuple(v) in FLIP_PERMUTATIONS}
     out.update({t: ("signs", tuple(FLIP_SIGNS[a] for a in v)) for t, v in vocabularies.items()
-                if task_kind(v) == "degrees"})
+                if tuple(v) in ANGLE_VOCABS})
     return out
 
 

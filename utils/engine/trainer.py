@@ -17,10 +17,11 @@ from utils.engine.distribution import DistributedEpoch, make_strategy, run_folde
 from utils.engine.final_test import test_best_weights
 from utils.engine.schedule import Budget, PlateauControl, Schedule
 from utils.engine.teacher import Teacher
+from utils.kinds import KINDS, kind_of
 from utils.missing import strategy_for
 from utils.pseudo_labels import PseudoConfig
 from utils.targets import smooth_years
-from utils.tasks import flip_permutations, task_kind
+from utils.tasks import flip_permutations
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +52,13 @@ class Trainer:
         self.splits = load_splits(cfg)
         self.classes, self.class_names = class_counts(self.splits, cfg)  # head outputs, their names
         self.missing = strategy_for(cfg.pseudo if cfg.mode != "stl" else PseudoConfig(seed=cfg.seed))
-        self.kinds = {t: task_kind(names) for t, names in self.class_names.items()}  # classes | years | degrees
-        self.widths = {t: c + (self.kinds[t] == "degrees") for t, c in self.classes.items()}  # target rows
+        self.kinds = {t: kind_of(names).name for t, names in self.class_names.items()}  # utils/kinds.py
+        self.widths = {t: KINDS[self.kinds[t]].width(c) for t, c in self.classes.items()}  # target rows
         self.flip_perms = flip_permutations(self.class_names)
         self.spec = ModelSpec(cfg.model, self.classes, cfg.input_size, cfg.is_dropout, cfg.is_bn,
                               cfg.weights_decay, cfg.cross_stitch, cfg.weights, cfg.regularization,
                               cfg.pseudo.ltn_dim if self.missing.model_needs_label_embedding else 0,
-                              tuple(t for t, k in self.kinds.items() if k == "degrees"))
+                              tuple(t for t, k in self.kinds.items() if KINDS[k].regression))
         self.ltn = [t for t in self.classes if self.spec.label_embedding and len(self.classes) > 1]
         self.flip_perms.update({f"{t}_ltn": self.flip_perms[t] for t in self.ltn if t in self.flip_perms})
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -104,7 +105,7 @@ class Trainer:
 
     def validation_mae_of_mean(self) -> dict:
         """Per task in years or degrees: validation MAE of always predicting the training mean (chance level)."""
-        maes = {t: mae_of_train_mean(self.splits, t, "valid") for t, k in self.kinds.items() if k != "classes"}
+        maes = {t: mae_of_train_mean(self.splits, t, "valid") for t, k in self.kinds.items() if KINDS[k].unit}
         return {t: v for t, v in maes.items() if v is not None}
 
     def compile(self, lr: float) -> None:
@@ -120,7 +121,7 @@ class Trainer:
                       **{f"{t}_ltn_prediction": self.task_loss(t) for t in self.ltn}},  # true labels only
                 loss_weights={**{f"{t}_prediction": float(self.cfg.loss_weights.get(t, 1.0)) for t in self.classes},
                               **{f"{t}_ltn_prediction": 1.0 for t in self.ltn}},
-                metrics={k: [MaskedAngleError() if self.kinds.get(k.split("_")[0]) == "degrees"
+                metrics={k: [MaskedAngleError() if KINDS[self.kinds[k.split("_")[0]]].metric == "mae"
                              else MaskedAccuracy(name="acc")] for k in keys},
                 jit_compile=bool(self.cfg.jit))
         if self.cfg.weighting != "fixed":
@@ -146,8 +147,8 @@ class Trainer:
         """Masked CE; the angle L1 for degrees; the expected-value L1 for SSR-Net / ``--age_loss l1``."""
         from utils.losses import LOSSES
 
-        if self.kinds[task] == "degrees":
-            return LOSSES["degrees"]
+        if KINDS[self.kinds[task]].loss != "ce":
+            return LOSSES[KINDS[self.kinds[task]].loss]
         if self.spec.backbone == "ssrnet":
             return LOSSES["l1"]
         if self.kinds[task] == "years" and self.cfg.age_loss == "l1":
@@ -210,7 +211,7 @@ class Trainer:
                                        self.spec.channels, self.cache, local=self.multiworker))
         if own is not None:
             self.bn.set(own)
-        metrics = {t: task_metrics(tables, preds, t, c) for t, c in self.classes.items()}
+        metrics = {t: task_metrics(tables, preds, t, c, self.kinds[t]) for t, c in self.classes.items()}
         metrics = {t: m for t, m in metrics.items() if m is not None}
         for t, m in metrics.items():  # validation loss = the loss the task is trained with
             if self.task_loss(t) is LOSSES["l1"]:

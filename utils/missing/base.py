@@ -31,7 +31,7 @@ class FillInputs:
     a labelled sample (``L``)."""
 
     task: str
-    kind: str  # classes | years | degrees (utils.tasks.task_kind)
+    kind: str  # classes | years | degrees (utils.kinds)
     n_classes: int  # head outputs (angles for degrees)
     logits: np.ndarray  # (N_U, C) the head's pre-activation output
     probs: np.ndarray  # (N_U, C) the head's prediction (angles in degrees for degrees)
