@@ -116,4 +116,8 @@ def test_a_degrees_run_reports_mae_per_angle_and_yaw_bins(toy_root, tmp_path):
     write_report(collect(find_runs([tmp_path])), tmp_path / "report")
     md = (tmp_path / "report" / "results.md").read_text()
     assert "pose (MAE, degrees)" in md and "(pose in degrees)" in md
+    from utils.cli import parse_config
+
+    stl = parse_config("STL_general_train", ["--dataset=pointing04", "--task_type=5", "--pose_kind=degrees"])
+    assert stl.method_name() == "STL (pose) (pose in degrees)"  # never pooled with the 5-bin runs
     assert os.path.isfile(run / "confusion" / "test_pose.png")

@@ -86,8 +86,9 @@ class RunConfig:
         from utils.missing import strategy_for
 
         p = self.pseudo
+        kind = " (pose in degrees)" if self.pose_kind == "degrees" and "pose" in self.tasks else ""
         if self.mode == "stl":
-            return f"STL ({'+'.join(t for _, ts in self.datasets for t in ts)})"
+            return f"STL ({'+'.join(t for _, ts in self.datasets for t in ts)}){kind}"
         label = strategy_for(p).label(self.mode)
         reg = [k for k, v in self.regularization.items() if v and k != "sigma"]
         if reg and p.mode == "naive" and self.mode == "joint":
@@ -101,9 +102,7 @@ class RunConfig:
             label += f" [{self.weighting}]"
         if self.mode == "alternating" and self.bn_stats != "per_dataset":
             label += f" (BN {self.bn_stats})"
-        if self.pose_kind == "degrees" and "pose" in self.tasks:
-            label += " (pose in degrees)"
-        return label
+        return label + kind
 
     def method_tag(self) -> str:
         """``method_name`` as a folder-name slug, prefixed by the mode."""
