@@ -77,9 +77,12 @@ def test_pooled_statistics_equal_those_of_the_concatenated_datasets():
 
 
 def test_the_teacher_gate_opens_once_a_task_beats_chance_by_the_margin():
-    cfg = SimpleNamespace(mode="alternating", pseudo=SimpleNamespace(mode="pseudo"), teacher_margin=0.1)
+    from utils.missing import strategy_for
+    from utils.pseudo_labels import PseudoConfig
+
+    cfg = SimpleNamespace(mode="alternating", teacher_margin=0.1)
     teacher = Teacher(SimpleNamespace(cfg=cfg, classes={"emotion": 7, "pose": 5, "age": 101},
-                                      mae_of_mean={"age": 10.0}))
+                                      mae_of_mean={"age": 10.0}, missing=strategy_for(PseudoConfig(is_pesudo=True))))
     teacher.update_gate({"emotion": {"balanced_acc": 0.2}, "pose": {"balanced_acc": 0.29},
                          "age": {"balanced_acc": 0.0, "mae": 9.5}}, epoch=0)
     assert teacher.passed == {}  # 0.057, 0.09 and 5 % above chance
