@@ -1,5 +1,6 @@
 """The results table and curves from real run folders."""
 import csv
+import dataclasses
 
 from utils.cli import main
 from utils.report import main as report_main
@@ -37,6 +38,19 @@ def test_report_pools_seeds_and_renders_table_csv_and_plot(toy_root, tmp_path, c
     assert abs(float(cross["emotion_acc_mean"]) - evaluated["metrics"]["emotion"]["acc"]) < 1e-9
     assert (out / "curves.png").stat().st_size > 5000
     assert report_main([str(tmp_path / "nothing")]) == 1 and "no finished run folders" in capsys.readouterr().err
+
+
+def test_method_names_list_datasets_in_one_order_so_joint_and_alternating_runs_pair():
+    from utils.cli import parse_config
+    from utils.report import method_name
+
+    flags = ["--dataset_emotion=fer2013", "--dataset_pose=pointing04", "--dataset_gender_age=utkface"]
+    joint = parse_config("CONFUSION_EPGA_multitask", flags + ["--is_naive=True"])
+    alternating = parse_config("ALTERNATIVE_EGA", flags + ["--is_naive=True"])
+    assert [d for d, _ in joint.datasets] != [d for d, _ in alternating.datasets]  # the scripts' slot orders
+    names = [method_name(dataclasses.asdict(c)) for c in (joint, alternating)]
+    assert names == ["All-in-one | mini_xception | fer2013+pointing04+utkface",
+                     "naive alternation | mini_xception | fer2013+pointing04+utkface"]
 
 
 def test_paired_comparison_pairs_runs_by_seed_and_flips_the_sign_of_mae():

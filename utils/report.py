@@ -45,7 +45,7 @@ def method_name(config: dict) -> str:
     pseudo = {f.name for f in dataclasses.fields(PseudoConfig)}
     cfg = RunConfig(**{k: v for k, v in config.items() if k in fields and k != "pseudo"},
                     pseudo=PseudoConfig(**{k: v for k, v in config.get("pseudo", {}).items() if k in pseudo}))
-    datasets = "+".join(d for d, _ in config["datasets"])
+    datasets = "+".join(sorted(d for d, _ in config["datasets"]))  # joint and alternating scripts order them apart
     return f"{cfg.method_name()} | {config['model']} | {datasets}"
 
 
