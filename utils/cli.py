@@ -359,13 +359,13 @@ def check_method_flags(a, given: set, spec: ScriptSpec, parser: argparse.Argumen
         parser.error("; ".join(problems))
 
 
-def chosen_strategy(a) -> str:
-    """The strategy named by ``--missing`` or by the is_* flags (``PseudoConfig.strategy_name``)."""
+def chosen_strategy(a, missing: bool = True) -> str:
+    """The strategy named by ``--missing`` (unless ``missing`` is False) or by the is_* flags."""
     from utils.pseudo_labels import PseudoConfig
 
-    return a.missing or PseudoConfig(is_naive=a.is_naive, is_distilled=a.is_distilled, is_pesudo=a.is_pesudo,
-                                     is_interpolation=a.is_interpolation, is_MRF=a.is_MRF,
-                                     is_LTN=a.is_LTN).strategy_name
+    return (missing and a.missing) or PseudoConfig(
+        is_naive=a.is_naive, is_distilled=a.is_distilled, is_pesudo=a.is_pesudo, is_interpolation=a.is_interpolation,
+        is_MRF=a.is_MRF, is_LTN=a.is_LTN).strategy_name
 
 
 def strategy_flag_problems(a, given: set) -> list:
@@ -386,13 +386,9 @@ def strategy_flag_problems(a, given: set) -> list:
             problems.append(f"{', '.join('--' + f for f in inert)} act only with --missing={name}")
     if a.missing:
         legacy = [f for f in ("is_naive", "is_distilled", "is_pesudo", "is_MRF", "is_LTN") if getattr(a, f)]
-        if legacy and chosen_strategy_without_missing(a) != a.missing:
+        if legacy and chosen_strategy(a, missing=False) != a.missing:
             problems.append(f"--missing={a.missing} contradicts {', '.join('--' + f + '=True' for f in legacy)}")
     return problems
-
-
-def chosen_strategy_without_missing(a) -> str:
-    return chosen_strategy(argparse.Namespace(**{**vars(a), "missing": None}))
 
 
 def parse_config(script: str, argv: list | None = None):

@@ -142,6 +142,7 @@ def main(argv=None) -> int:
         net, config, path = load_model_and_config(a.run, a.model)
         metrics, table = evaluate(net, config, a.dataset, a.split, a.task, a.data_dir, bn_stats=a.bn_stats)
         out = Path(a.out) if a.out else path.parent / f"eval_{table.name}_{a.split}"
+        from utils.kinds import error_metrics
         from utils.run_dir import RunDir
 
         run = RunDir(out)
@@ -150,7 +151,7 @@ def main(argv=None) -> int:
         for t, m in metrics.items():
             labels = m.get("confusion_names") or names.get(t) or [str(c) for c in table.info.vocab[t]]
             run.write_confusion(f"{table.name}_{t}", m["confusion"], labels, f"{table.name} {a.split}: {t}")
-            result[t] = {k: m[k] for k in m if k in ("acc", "balanced_acc", "n", "cs5") or k.startswith("mae")}
+            result[t] = {**{k: m[k] for k in ("acc", "balanced_acc", "n")}, **error_metrics(m)}
             result[t]["per_class_acc"] = dict(zip(labels, m["per_class_acc"]))
         run.write_json("metrics.json", {"model": str(path), "dataset": table.name, "split": a.split,
                                         "rows": len(table), "metrics": result})

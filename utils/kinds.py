@@ -128,6 +128,11 @@ class Degrees(Classes):
 KINDS = {k.name: k for k in (Classes(), Years(), Degrees())}
 
 
+def error_metrics(metrics: dict) -> dict:
+    """The MAE-type entries of a task's metrics (``mae``, ``mae_<angle>``, ``cs5``), for logs and files."""
+    return {k: v for k, v in metrics.items() if k.startswith("mae") or k == "cs5"}
+
+
 def kind_of(vocab) -> Classes:
     """The kind of a task from its vocabulary: angles -> degrees, the 101 one-year bins -> years."""
     vocab = tuple(vocab)

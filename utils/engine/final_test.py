@@ -6,6 +6,7 @@ import math
 
 from utils.engine.batchnorm import estimate_per_dataset
 from utils.engine.config import mae_of_train_mean
+from utils.kinds import error_metrics
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ def test_best_weights(trainer) -> dict:
             m["mae_train_mean"] = mae_of_train_mean(trainer.splits, t, "test")
     result = {t: {"acc": m["acc"], "balanced_acc": m["balanced_acc"], "loss": m["loss"], "n": m["n"],
                   "per_class_acc": dict(zip(m.get("confusion_names", trainer.class_names[t]), m["per_class_acc"])),
-                  **({k: m[k] for k in m if k.startswith("mae") or k == "cs5"})}
+                  **error_metrics(m)}
               for t, m in test.items()}
     trainer.run.write_json("test_metrics.json", {"run": str(trainer.run.path), "test": result,
                                               "budget": trainer.budget.counts})

@@ -17,7 +17,7 @@ from utils.engine.distribution import DistributedEpoch, make_strategy, run_folde
 from utils.engine.final_test import test_best_weights
 from utils.engine.schedule import Budget, PlateauControl, Schedule
 from utils.engine.teacher import Teacher
-from utils.kinds import KINDS, kind_of
+from utils.kinds import KINDS, error_metrics, kind_of
 from utils.missing import strategy_for
 from utils.pseudo_labels import PseudoConfig
 from utils.targets import smooth_years
@@ -300,7 +300,7 @@ class Trainer:
             row.update({f"weighting_{k}": v for k, v in self.weighting.state().items()})
         for t, m in val.items():
             row[f"val_{t}_acc"], row[f"val_{t}_bacc"], row[f"val_{t}_loss"] = m["acc"], m["balanced_acc"], m["loss"]
-            row.update({f"val_{t}_{k}": m[k] for k in m if k.startswith("mae") or k == "cs5"})
+            row.update({f"val_{t}_{k}": v for k, v in error_metrics(m).items()})
             self.run.write_confusion(f"epoch_{epoch + 1:03d}_{t}", m["confusion"],
                                      m.get("confusion_names", self.class_names[t]), f"epoch {epoch + 1} {t} (valid)")
         timing["seconds_eval"] = time.time() - t1

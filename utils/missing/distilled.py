@@ -3,7 +3,7 @@ alternating training this is DML-LWF / learning without forgetting (Li and Hoiem
 from __future__ import annotations
 
 from utils.missing.base import FillInputs, Flag, MissingTaskStrategy
-from utils.pseudo_labels import angle_targets, build_targets
+from utils.pseudo_labels import angle_targets, distilled_targets
 
 
 class Distilled(MissingTaskStrategy):
@@ -12,8 +12,8 @@ class Distilled(MissingTaskStrategy):
 
     def fill(self, x: FillInputs):
         if x.kind == "degrees":
-            return angle_targets(self.p, x.probs)
-        return build_targets(self.p, x.logits, x.probs, oracle=x.oracle)
+            return angle_targets(self.p, x.probs, distilled=True)
+        return distilled_targets(self.p, x.logits, x.probs, x.oracle)
 
     def label(self, mode: str) -> str:
         return ("DML-LWF" if mode == "alternating" else "distilled") + f" T={self.p.distill_t:g}"
