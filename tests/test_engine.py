@@ -116,6 +116,27 @@ def test_plateau_lowers_the_learning_rate_then_stops():
     assert log[1][0] and log[3][1] == pytest.approx(1e-4) and log[5][2] and not log[4][2]
 
 
+def test_cosine_schedule_anneals_every_step(toy_root, tmp_path):
+    cfg = parse_config("STL_general_train", ["--dataset=toy_emotion", "--task_type=0", "--epoch=2", *FAST,
+                                             "--lr=0.01", "--lr_schedule=cosine", "--patience=1",
+                                             f"--data_dir={toy_root}", f"--output_dir={tmp_path}"])
+    t = Trainer(cfg)
+    seen = []
+    original = t.checkpoint
+
+    def record(epoch, *args):  # the optimizer's rate after the epoch's last step
+        seen.append(float(np.array(t.model.optimizer.learning_rate)))
+        original(epoch, *args)
+
+    t.checkpoint = record
+    t.fit()
+    logged = [float(r["lr"]) for r in rows(t.run.path)]
+    steps = -(-len(t.splits[0].train) // 32)
+    assert logged == pytest.approx([0.01, 0.005])  # cos(0), cos(pi / 2) at the epochs' starts
+    assert seen[0] == pytest.approx(0.005 * (1 + np.cos(np.pi * (steps - 1) / steps / 2)), rel=1e-5)
+    assert seen[1] == pytest.approx(0.005 * (1 + np.cos(np.pi * (1 + (steps - 1) / steps) / 2)), rel=1e-5)
+
+
 def test_two_stage_freezing_really_freezes_then_unfreezes(toy_root, tmp_path):
     cfg = parse_config("STL_general_train", ["--dataset=toy_emotion", "--task_type=0", "--epoch=2", *FAST,
                                              "--is_freezing=True", "--no_freezing_epoch=1", "--patience=5",

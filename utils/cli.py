@@ -173,6 +173,9 @@ def build_parser(script: str) -> argparse.ArgumentParser:
     g.add_argument("--batch_size", type=int, default=spec.defaults.get("batch_size", RUN_DEFAULTS["batch_size"]))
     g.add_argument("--lr", type=float, default=RUN_DEFAULTS["lr"],
                    help="Adam learning rate (default 1e-4 vggFace, else 1e-3)")
+    g.add_argument("--lr_schedule", default=RUN_DEFAULTS["lr_schedule"], choices=("plateau", "cosine"),
+                   help="plateau: drop 10x after --patience epochs without improvement; cosine: decay to 0 over "
+                        "the run's epochs, step by step (Loshchilov & Hutter 2017), no drops")
     g.add_argument("--num_worker", type=int, default=4, help="accepted for compatibility; tf.data autotunes")
     g.add_argument("--patience", type=int, default=spec.defaults.get("patience", RUN_DEFAULTS["patience"]),
                    help="epochs without improvement before the learning rate drops 10x")
@@ -463,7 +466,7 @@ def parse_flags(script: str, argv: list | None = None):
         batch_size=a.batch_size, lr=a.lr, is_augmentation=a.is_augmentation, is_dropout=a.is_dropout, is_bn=a.is_bn,
         weights_decay=a.weights_decay, is_freezing=a.is_freezing, no_freezing_epoch=a.no_freezing_epoch,
         loss_weights=loss_weights, pseudo=pseudo, warmup_epochs=warmup, regularization=regularization,
-        cross_stitch=a.cross_stitch, bn_stats=a.bn_stats, patience=a.patience,
+        cross_stitch=a.cross_stitch, bn_stats=a.bn_stats, lr_schedule=a.lr_schedule, patience=a.patience,
         early_stopping_patience=a.early_stopping_patience,
         monitor=a.monitor, n_splits=a.n_splits, fold=a.fold, val_fraction=a.val_fraction, seed=a.seed,
         data_dir=a.data_dir, output_dir=a.output_dir, run_name=a.run_name, weights=weights,

@@ -57,6 +57,7 @@ class RunConfig:
     distribute: str = "none"  # none | mirrored | multiworker
     mixed_precision: bool = False
     jit: bool = False
+    lr_schedule: str = "plateau"  # plateau (10x drops, --patience) | cosine (to 0 over the run, per step)
     patience: int = 5
     early_stopping_patience: int | None = None
     monitor: str = "val_loss"

@@ -38,6 +38,11 @@ class PlateauControl:
         return False, lr, self.wait_stop >= self.stop_patience
 
 
+def cosine_lr(base: float, progress: float) -> float:
+    """Cosine annealing to zero (Loshchilov & Hutter 2017, SGDR without restarts); ``progress`` in [0, 1]."""
+    return 0.5 * base * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+
+
 class Schedule:
     """Phases of a run: ``'joint'`` or the index of the one dataset an epoch trains on."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
+import math
 import sys
 import time
 
@@ -15,7 +16,7 @@ from utils.engine.checkpoints import check_finite, restore_checkpoint, save_chec
 from utils.engine.config import RunConfig, build_cache, class_counts, load_splits, mae_of_train_mean
 from utils.engine.distribution import DistributedEpoch, make_strategy, run_folder
 from utils.engine.final_test import test_best_weights
-from utils.engine.schedule import Budget, PlateauControl, Schedule
+from utils.engine.schedule import Budget, PlateauControl, Schedule, cosine_lr
 from utils.engine.teacher import Teacher
 from utils.kinds import KINDS, error_metrics, kind_of
 from utils.missing import strategy_for
@@ -88,8 +89,10 @@ class Trainer:
         self.run = RunDir(folder)
         if not resume:
             self.write_config(stamp)
-        self.plateau = PlateauControl(cfg.patience, cfg.early_stopping_patience or 2 * cfg.patience,
-                                      "min" if cfg.monitor == "val_loss" else "max")
+        cosine = cfg.lr_schedule == "cosine"  # no drops; early stopping only when asked for
+        self.plateau = PlateauControl(cfg.patience, cfg.early_stopping_patience
+                                      or (math.inf if cosine else 2 * cfg.patience),
+                                      "min" if cfg.monitor == "val_loss" else "max", factor=1.0 if cosine else 0.1)
         self.frozen = None
         self.lr = cfg.lr
 
@@ -195,6 +198,17 @@ class Trainer:
             targets["age"] = smooth_years(targets["age"], self.cfg.age_sigma)
         return paths, targets, stats, name
 
+    def cosine_steps(self, epoch: int, steps: int):
+        """A callback that sets the cosine learning rate before every step of ``epoch`` (``--lr_schedule
+        cosine``); the epoch's first value is also the one logged and checkpointed."""
+        import keras
+
+        base, epochs, opt = self.cfg.lr, self.schedule.epochs, self.model.optimizer
+        self.lr = cosine_lr(base, epoch / epochs)
+        opt.learning_rate.assign(self.lr)
+        return keras.callbacks.LambdaCallback(on_train_batch_begin=lambda batch, logs=None: opt.learning_rate.assign(
+            cosine_lr(base, (epoch + batch / max(steps, 1)) / epochs)))
+
     # ------------------------------------------------------------------------------ evaluation
     def evaluate(self, part: str) -> dict:
         from utils.evaluation import predict_table, task_metrics
@@ -259,6 +273,9 @@ class Trainer:
             self.set_frozen(False)
         paths, targets, stats, phase = self.epoch_data(epoch)
         timing = {"seconds_targets": time.time() - t0}
+        callbacks = [keras.callbacks.TerminateOnNaN()]
+        if cfg.lr_schedule == "cosine":
+            callbacks.append(self.cosine_steps(epoch, math.ceil(len(paths) / cfg.batch_size)))
         t1 = time.time()
         if self.multiworker:
             hist = self.distributed_epoch(paths, targets, epoch)
@@ -269,7 +286,7 @@ class Trainer:
             try:
                 hist = self.model.fit(ds, epochs=epoch + 1, initial_epoch=epoch, shuffle=False,
                                       verbose=1 if sys.stdout.isatty() else 0,
-                                      callbacks=[keras.callbacks.TerminateOnNaN()]).history
+                                      callbacks=callbacks).history
             except tf.errors.InvalidArgumentError:
                 if self.cache is not None:
                     raise
