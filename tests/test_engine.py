@@ -66,8 +66,9 @@ def test_joint_pseudo_labels_log_selection_and_oracle_accuracy(toy_root, tmp_pat
     assert metrics[1]["teacher_pose_on"] == "1"
     r = {k: float(metrics[1][f"pseudo_emotion_{k}"]) for k in ("selected_share", "oracle_acc_all",
                                                                "oracle_acc_selected", "oracle_acc_rejected")}
+    # metrics.csv keeps 6 digits
     assert r["oracle_acc_all"] == pytest.approx(r["selected_share"] * r["oracle_acc_selected"]
-                                                + (1 - r["selected_share"]) * r["oracle_acc_rejected"])
+                                                + (1 - r["selected_share"]) * r["oracle_acc_rejected"], abs=1e-5)
 
 
 def test_alternating_schedule_and_manifold_regularisers(toy_root, tmp_path):
@@ -79,17 +80,19 @@ def test_alternating_schedule_and_manifold_regularisers(toy_root, tmp_path):
     # each regulariser changes training compared with All-in-one at the same seed, by a material share
     base = ["--dataset_emotion=toy_emotion", "--dataset_pose=toy_pose", "--epoch=1", *FAST, "--is_naive=True",
             "--limit=96", f"--data_dir={toy_root}", f"--output_dir={tmp_path}"]
-    kernels, shares = {}, {}
+    kernels, losses, shares = {}, {}, {}
     for name, flags in (("plain", ["--is_manifold=False"]), ("sfsmr", ["--is_lnorm=True", "--is_manifold=False"]),
                         ("slrm", ["--is_trace_norm=True", "--is_manifold=False"]),
                         ("laplacian", ["--is_manifold=True", "--manifold_weights=1"])):
         trainer = Trainer(parse_config("CONFUSION_EP_multitask_manifold", base + flags + [f"--run_name={name}"]))
         trainer.fit()
         kernels[name] = trainer.model.get_layer("pose_conv").get_weights()[0]
-        shares[name] = float(rows(trainer.run.path)[0].get("train_penalty_share") or 0)
+        row = rows(trainer.run.path)[0]
+        losses[name], shares[name] = float(row["train_loss"]), float(row.get("train_penalty_share") or 0)
     for name in ("sfsmr", "slrm", "laplacian"):
         assert not np.allclose(kernels[name], kernels["plain"], atol=1e-6), name
-    assert shares["sfsmr"] > 0.03 and shares["slrm"] > 0.03 and shares["laplacian"] > 0
+        # same seed, same batches: the penalty is what raises the training loss, by more than 1 %
+        assert losses[name] > 1.01 * losses["plain"] and shares[name] > 0, name
 
 
 def test_snapshot_is_independent_of_further_training(toy_root, tmp_path):
