@@ -108,12 +108,12 @@ def evaluate(net, config: dict, dataset: str, split: str = "test", tasks=None, d
         per_dataset = config.get("mode") == "alternating" and config.get("bn_stats") == "per_dataset"
         bn_stats = "own" if per_dataset and hasattr(net, "layers") else "saved"
     if bn_stats == "own":
-        from utils.engine.batchnorm import BN_SAMPLE, BatchNormStats, sample_paths
+        from utils.engine.batchnorm import BN_BATCH, BN_SAMPLE, BatchNormStats, sample_paths
         from utils.pipelines import image_dataset
 
         bn = BatchNormStats(net)
         sample = sample_paths(train.paths, BN_SAMPLE, config.get("seed", 1))
-        bn.set(bn.estimate(image_dataset(sample, config.get("batch_size", 32), int(size), int(channels),
+        bn.set(bn.estimate(image_dataset(sample, BN_BATCH, int(size), int(channels),  # as the run estimated them
                                          ImageCache(sample, int(size), int(channels)))))
     # decoded once and rounded to uint8 after resizing, exactly as training and the demos feed the model
     cache = ImageCache(table.paths, int(size), int(channels))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 BN_SAMPLE = 1024  # training images per dataset for the statistics
+BN_BATCH = 256  # images per forward pass; the pooled statistics are exact whatever the batch size
 
 
 def bn_layers(model) -> list:
@@ -117,9 +118,9 @@ def estimate_per_dataset(trainer) -> list:
     """Each training dataset's statistics, on its seeded sample of ``BN_SAMPLE`` images."""
     from utils.pipelines import image_dataset
 
-    return [trainer.bn.estimate(image_dataset(sample_paths(sp.train.paths, BN_SAMPLE, trainer.cfg.seed),
-                                              trainer.cfg.batch_size, trainer.spec.input_size, trainer.spec.channels,
-                                              trainer.cache)) for sp in trainer.splits]
+    return [trainer.bn.estimate(image_dataset(sample_paths(sp.train.paths, BN_SAMPLE, trainer.cfg.seed), BN_BATCH,
+                                              trainer.spec.input_size, trainer.spec.channels, trainer.cache))
+            for sp in trainer.splits]
 
 
 def update_dataset_stats(trainer, epoch: int) -> None:
