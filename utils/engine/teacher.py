@@ -21,7 +21,6 @@ from utils.tasks import FLIP_SIGNS
 
 log = logging.getLogger(__name__)
 
-LABELLED_SAMPLE = 2048  # labelled rows per dataset whose features describe the labelled distribution
 PREDICT_BATCH = 256
 
 
@@ -85,12 +84,12 @@ class Teacher:
         return out
 
     def labelled_sample(self, table: Table) -> Table:
-        """A seeded sample of at most ``LABELLED_SAMPLE`` rows: enough for the GMMs, density references
-        and label propagation, and a forward pass that stays small next to the epoch's training."""
+        """A seeded sample of at most the strategy's ``labelled_rows`` rows (the same every epoch): enough for
+        its use of the labelled features, and a forward pass that stays small next to the epoch's training."""
         if table.name not in self.samples:
-            rows = np.arange(len(table))
-            if len(rows) > LABELLED_SAMPLE:
-                rows = np.sort(np.random.default_rng(self.t.cfg.seed).choice(rows, LABELLED_SAMPLE, replace=False))
+            rows, m = np.arange(len(table)), self.t.missing.labelled_rows
+            if len(rows) > m:
+                rows = np.sort(np.random.default_rng(self.t.cfg.seed).choice(rows, m, replace=False))
             self.samples[table.name] = table.subset(rows) if len(rows) < len(table) else table
         return self.samples[table.name]
 

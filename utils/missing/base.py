@@ -50,6 +50,7 @@ class MissingTaskStrategy:
     name = "naive"
     flags: tuple = ()  # Flag(...) the strategy reads from PseudoConfig
     model_needs_label_embedding = False  # LEL-LTN: the network carries label embedding and transfer heads
+    labelled_rows = 2048  # labelled rows per dataset that the teacher forwards when "labelled" is needed
 
     def __init__(self, pseudo):
         self.p = pseudo  # PseudoConfig: the strategy's flags and the seed
