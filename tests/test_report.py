@@ -67,3 +67,14 @@ def test_paired_comparison_pairs_runs_by_seed_and_flips_the_sign_of_mae():
     assert line.startswith("| MTL-SA | mx | 3 | +0.100 ± 0.000 (3/3, p=nan)")  # identical gains: no variance
     # age: -(8.5-8.0), -(6.0-7.0), -(7.0-7.5) = -0.5, +1.0, +0.5 -> mean +0.333, better on 2 of 3 seeds
     assert "+0.333 ± 0.624 (2/3, p=0.53)" in line  # t = 0.333 / (0.764 / sqrt 3) with 2 df
+
+
+def test_mae_units_come_from_the_runs_kinds_not_task_names():
+    from utils.report import unit, units
+    from utils.tasks import AGE_YEARS
+
+    degrees = {"class_names": {"pose": ["yaw", "pitch"], "age": list(AGE_YEARS)}}
+    bins = {"class_names": {"pose": ["frontal", "left", "right", "far left", "far right"]}}
+    groups = {"a": [{"units": units(degrees)}], "b": [{"units": units(bins)}]}
+    assert unit("pose", groups) == "degrees" and unit("age", groups) == "years"
+    assert units(bins) == {"pose": ""}  # classes have no MAE unit

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from utils.kinds import kind_of
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 TASK_ORDER = ("emotion", "pose", "gender", "age")
@@ -57,9 +59,10 @@ def collect(runs: list) -> dict:
             config_path = Path(ev["model"]).with_name("config.json")
             if not config_path.exists():
                 continue
-            label, model, trained = method_name(json.loads(config_path.read_text())).split(" | ")
+            config = json.loads(config_path.read_text())
+            label, model, trained = method_name(config).split(" | ")
             name = f"{label} | {model} | {trained} -> {ev['dataset']} ({ev['split']})"
-            groups[name].append({"run": run, "test": ev["metrics"], "metrics": []})
+            groups[name].append({"run": run, "test": ev["metrics"], "metrics": [], "units": units(config)})
             continue
         config = json.loads((run / "config.json").read_text())
         test = json.loads((run / "test_metrics.json").read_text())["test"]
@@ -70,7 +73,7 @@ def collect(runs: list) -> dict:
         saved = json.loads((run / "test_metrics.json").read_text()).get("budget") or (metrics[-1] if metrics else {})
         budget = {k: float(v) for k, v in saved.items() if (k == "steps" or k.startswith("passes_")) and v != ""}
         groups[method_name(config)].append({"run": run, "test": test, "metrics": metrics, "budget": budget,
-                                            "seed": config.get("seed")})
+                                            "seed": config.get("seed"), "units": units(config)})
     return groups
 
 
@@ -106,8 +109,15 @@ def angle_columns(groups: dict, tasks: list, metric: dict) -> list:
     return out
 
 
-def unit(task: str) -> str:
-    return "degrees" if task == "pose" else "years"
+def units(config: dict) -> dict:
+    """Task -> the unit of its MAE (years, degrees; '' for classes), from the run's class names."""
+    return {t: kind_of(names).unit for t, names in config.get("class_names", {}).items()}
+
+
+def unit(task: str, groups: dict) -> str:
+    """The unit of ``task``'s MAE as its runs' kinds say (``utils/kinds.py``)."""
+    found = {r.get("units", {}).get(task) for g in groups.values() for r in g} - {None, ""}
+    return "/".join(sorted(found)) or "?"
 
 
 def write_report(groups: dict, out: Path, baselines=("All-in-one",)) -> dict:
@@ -127,7 +137,7 @@ def write_report(groups: dict, out: Path, baselines=("All-in-one",)) -> dict:
                                                   if f"passes_{t}" in b)
 
     extra = angle_columns(groups, tasks, metric)
-    heads = [f"{t} (MAE, {unit(t)})" if metric[t] == "mae" else f"{t} (acc)" for t in tasks]
+    heads = [f"{t} (MAE, {unit(t, groups)})" if metric[t] == "mae" else f"{t} (acc)" for t in tasks]
     heads += [f"{t} {k.removeprefix('mae_')} (MAE, degrees)" for t, k in extra]
     cols = tasks + [f"{t}:{k}" for t, k in extra]
     md = ["| method | model | datasets | runs | " + " | ".join(heads) + " | steps / passes per task |",
@@ -213,7 +223,7 @@ def plot_curves(groups: dict, tasks: list, metric: dict, path: Path) -> None:
             ax.plot(x, np.mean([[p[1] for p in c[:n]] for c in curves], axis=0), marker="o", markersize=2.5,
                     color=colours(i % 20), linestyle="-" if i < 20 else "--", linewidth=1.2,
                     label=name.split(" | ")[0])  # markers: a one-epoch run is a visible point
-        ax.set_title(f"{t}: validation {f'MAE ({unit(t)})' if metric[t] == 'mae' else 'accuracy'}", fontsize=9)
+        ax.set_title(f"{t}: validation {f'MAE ({unit(t, groups)})' if metric[t] == 'mae' else 'accuracy'}", fontsize=9)
         ax.set_xlabel("round (one pass over every dataset)")
         ax.grid(alpha=0.3)
     handles, labels = axes[0][0].get_legend_handles_labels()
