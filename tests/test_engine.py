@@ -17,6 +17,25 @@ def rows(run_dir):
         return list(csv.DictReader(f))
 
 
+def stl_trainer(toy_root, tmp_path, *flags):
+    """An STL trainer on the toy emotion set and the list its checkpoints will append ``probe()`` to."""
+    cfg = parse_config("STL_general_train", ["--dataset=toy_emotion", "--task_type=0", "--epoch=2", *FAST, *flags,
+                                             f"--data_dir={toy_root}", f"--output_dir={tmp_path}"])
+    return Trainer(cfg)
+
+
+def record_at_checkpoints(t, probe) -> list:
+    """Wrap ``t.checkpoint`` so that every finished epoch appends ``probe()`` (after its last step)."""
+    seen, original = [], t.checkpoint
+
+    def record(epoch, *args):
+        seen.append(probe())
+        original(epoch, *args)
+
+    t.checkpoint = record
+    return seen
+
+
 def only_run(out, script):
     (name,) = os.listdir(out / script)
     return out / script / name
@@ -120,18 +139,8 @@ def test_plateau_lowers_the_learning_rate_then_stops():
 
 
 def test_cosine_schedule_anneals_every_step(toy_root, tmp_path):
-    cfg = parse_config("STL_general_train", ["--dataset=toy_emotion", "--task_type=0", "--epoch=2", *FAST,
-                                             "--lr=0.01", "--lr_schedule=cosine", "--patience=1",
-                                             f"--data_dir={toy_root}", f"--output_dir={tmp_path}"])
-    t = Trainer(cfg)
-    seen = []
-    original = t.checkpoint
-
-    def record(epoch, *args):  # the optimizer's rate after the epoch's last step
-        seen.append(float(np.array(t.model.optimizer.learning_rate)))
-        original(epoch, *args)
-
-    t.checkpoint = record
+    t = stl_trainer(toy_root, tmp_path, "--lr=0.01", "--lr_schedule=cosine", "--patience=1")
+    seen = record_at_checkpoints(t, lambda: float(np.array(t.model.optimizer.learning_rate)))
     t.fit()
     logged = [float(r["lr"]) for r in rows(t.run.path)]
     steps = -(-len(t.splits[0].train) // 32)
@@ -141,19 +150,9 @@ def test_cosine_schedule_anneals_every_step(toy_root, tmp_path):
 
 
 def test_two_stage_freezing_really_freezes_then_unfreezes(toy_root, tmp_path):
-    cfg = parse_config("STL_general_train", ["--dataset=toy_emotion", "--task_type=0", "--epoch=2", *FAST,
-                                             "--is_freezing=True", "--no_freezing_epoch=1", "--patience=5",
-                                             f"--data_dir={toy_root}", f"--output_dir={tmp_path}"])
-    t = Trainer(cfg)
-    seen = []
-    original = t.checkpoint
-
-    def record(epoch, *args):
-        seen.append({w.path: np.array(w) for w in t.model.weights
-                     if "stem_conv1" in w.path or "emotion_conv" in w.path})
-        original(epoch, *args)
-
-    t.checkpoint = record
+    t = stl_trainer(toy_root, tmp_path, "--is_freezing=True", "--no_freezing_epoch=1", "--patience=5")
+    seen = record_at_checkpoints(t, lambda: {w.path: np.array(w) for w in t.model.weights
+                                             if "stem_conv1" in w.path or "emotion_conv" in w.path})
     t.setup()
     start = {w.path: np.array(w) for w in t.model.weights}
     t.setup = lambda resume=False: None  # keep the model whose start weights were recorded
