@@ -36,7 +36,7 @@ def test_years_metrics_mae_and_cs5_with_masking():
 
     p = np.zeros((4, 101))
     p[0, 23], p[1, 5], p[2, 50], p[3, 72] = 1, 1, 1, 1
-    m = task_metrics([T()], [{"age": p}], "age", 101)
+    m = task_metrics([T()], [{"age": p}], "age", 101, "years")
     assert m["n"] == 3 and m["mae"] == pytest.approx((3 + 10 + 2) / 3) and m["cs5"] == pytest.approx(2 / 3)
     assert m["confusion"].shape == (8, 8) and m["confusion"].sum() == 3
 

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from utils.datasets import DataError, load_table
-from utils.kinds import kind_of
+from utils.kinds import KINDS, kind_of
 from utils.pseudo_labels import AGREEMENT_DEGREES, PseudoConfig, angle_targets
-from utils.targets import DEGREE_UNIT, degree_rows, target_rows
+from utils.targets import DEGREE_UNIT, degree_rows
 from utils.tasks import dataset_info, flip_permutations
 
 
@@ -27,7 +27,9 @@ def test_kinds_and_angle_columns_come_from_the_vocabulary():
 def test_degree_rows_carry_the_weight_and_mask_missing_angles():
     rows = degree_rows(np.array([[10.0, -5.0], [np.nan, 3.0], [0.0, 0.0]]), np.array([1.0, 1.0, 0.5]))
     np.testing.assert_array_equal(rows, [[10, -5, 1], [0, 0, 0], [0, 0, 0.5]])  # 0 degrees is a label
-    assert target_rows(np.array([2, -1]), 5).shape == (2, 5)  # class labels stay one-hot
+    assert KINDS["classes"].rows(np.array([2, -1]), 5).shape == (2, 5)  # class labels stay one-hot
+    assert KINDS["degrees"].rows(np.array([[1.0, 2.0]]), 3).shape == (1, 3)  # the kind, not the shape, decides
+    np.testing.assert_array_equal(KINDS["degrees"].labelled(np.array([[np.nan, 1.0], [0.0, 0.0]])), [False, True])
 
 
 def test_angle_loss_is_the_weighted_mae_in_degree_units():

@@ -7,8 +7,6 @@ import numpy as np
 
 from utils.kinds import KINDS
 from utils.pipelines import image_dataset
-from utils.targets import has_label
-from utils.tasks import AGE_YEARS
 
 _FORWARD = weakref.WeakKeyDictionary()  # model -> its compiled inference function
 
@@ -37,21 +35,18 @@ def predict_table(model, table, batch_size: int, size: int, channels: int, cache
     return {k.removesuffix("_prediction"): v for k, v in out.items()}
 
 
-def task_metrics(tables: list, predictions: list, task: str, n_classes: int, kind: str | None = None) -> dict | None:
+def task_metrics(tables: list, predictions: list, task: str, n_classes: int, kind: str) -> dict | None:
     """The task kind's held-out metrics (``utils/kinds.py``) over the tables that label ``task``.
 
-    ``kind``: classes | years | degrees; by default read from the labels (angle rows are degrees) and
-    the head width (101 one-year bins are years).
+    ``kind``: classes | years | degrees (``kind_of(vocabulary).name``); it also says which rows are labelled.
     """
     ys, ps = [], []
     for table, pred in zip(tables, predictions):
         if task in table.labels:
-            have = has_label(table.labels[task])
+            have = KINDS[kind].labelled(table.labels[task])
             ys.append(table.labels[task][have])
             ps.append(pred[task][have])
     if not ys or sum(len(y) for y in ys) == 0:
         return None
     y, p = np.concatenate(ys), np.concatenate(ps)
-    if kind is None:
-        kind = "degrees" if y.ndim == 2 else "years" if n_classes == len(AGE_YEARS) else "classes"
     return KINDS[kind].metrics(y, p, n_classes)

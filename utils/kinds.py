@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from utils.targets import DEGREE_UNIT
+from utils.targets import DEGREE_UNIT, degree_rows, onehot
 from utils.tasks import AGE_GROUPS8, AGE_YEARS, ANGLE_VOCABS, ANGLES, POSE5, yaw_to_pose, years_to_group
 
 
@@ -55,7 +55,13 @@ class Classes:
         """Width of the target rows for a head with ``n_outputs`` outputs."""
         return n_outputs
 
+    def rows(self, labels: np.ndarray, width: int) -> np.ndarray:
+        """A dataset's own labels as target rows: class indices (-1 missing) as one-hot rows."""
+        return onehot(labels, width)
 
+    def labelled(self, labels: np.ndarray) -> np.ndarray:
+        """Which rows carry a label (class index >= 0)."""
+        return labels >= 0
     def metrics(self, y: np.ndarray, p: np.ndarray, n_classes: int) -> dict:
         """Held-out metrics of predictions ``p`` (N, C) against labels ``y`` (labelled rows only)."""
         loss = float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], 1e-7, 1.0))))
@@ -107,6 +113,12 @@ class Degrees(Classes):
 
     def width(self, n_outputs):
         return n_outputs + 1  # the angles and the row's weight
+
+    def rows(self, labels, width):
+        return degree_rows(labels)  # (N, k) angles, NaN missing -> [angles..., w]
+
+    def labelled(self, labels):
+        return ~np.isnan(labels).any(axis=1)
 
     def metrics(self, y, p, n_classes):
         """MAE per angle and over the angles (``loss``: the training loss, MAE in 30-degree units);

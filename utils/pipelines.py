@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from utils.datasets import Table
-from utils.targets import target_rows
+from utils.kinds import kind_of
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -237,10 +237,10 @@ def image_dataset(paths: np.ndarray, batch_size: int, size: int, channels: int,
 def true_targets(table: Table, widths: dict) -> dict:
     """Target rows from a table's own labels; tasks it does not label get zero rows.
 
-    ``widths``: task -> target row width (the class count; angles + 1 for degrees, ``target_width``).
+    ``widths``: task -> target row width (the kind's ``width``: the class count, angles + 1 for degrees).
     """
-    return {t: target_rows(table.labels[t], c) if t in table.labels else np.zeros((len(table), c), np.float32)
-            for t, c in widths.items()}
+    return {t: kind_of(table.info.vocab[t]).rows(table.labels[t], c) if t in table.labels
+            else np.zeros((len(table), c), np.float32) for t, c in widths.items()}
 
 
 def stl_arrays(table: Table, widths: dict):

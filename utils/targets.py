@@ -31,17 +31,6 @@ def degree_rows(values: np.ndarray, weights: np.ndarray | None = None) -> np.nda
     return out
 
 
-def target_rows(labels: np.ndarray, width: int) -> np.ndarray:
-    """A dataset's own labels as target rows: integer class labels (-1 missing) as one-hot rows of
-    ``width``, (N, k) angle arrays as degree rows of width k + 1."""
-    return degree_rows(labels) if labels.ndim == 2 else onehot(labels, width)
-
-
-def has_label(labels: np.ndarray) -> np.ndarray:
-    """Which rows carry a label: class labels >= 0, or angle rows without NaN."""
-    return ~np.isnan(labels).any(1) if labels.ndim == 2 else labels >= 0
-
-
 def smooth_years(rows: np.ndarray, sigma: float) -> np.ndarray:
     """Replace one-hot age rows by a Gaussian of width ``sigma`` years around the true age.
 

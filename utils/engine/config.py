@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from utils.datasets import DataError, Table, load_table, split_indices
+from utils.kinds import kind_of
 from utils.pseudo_labels import PseudoConfig
-from utils.targets import has_label
 from utils.tasks import TASKS
 
 log = logging.getLogger(__name__)
@@ -126,9 +126,12 @@ def limited(table: Table, limit: int | None, seed: int) -> Table:
 
 def mae_of_train_mean(splits: list, task: str, part: str) -> float | None:
     """MAE of always predicting the training rows' mean of ``task`` on the rows of ``part`` (chance level)."""
-    train = np.concatenate([sp.train.labels[task] for sp in splits if task in sp.train.labels])
-    truth = np.concatenate([getattr(sp, part).labels[task] for sp in splits if task in getattr(sp, part).labels])
-    train, truth = train[has_label(train)], truth[has_label(truth)]
+
+    def labelled(tables):
+        return np.concatenate([t.labels[task][kind_of(t.info.vocab[task]).labelled(t.labels[task])]
+                               for t in tables if task in t.labels])
+
+    train, truth = labelled([sp.train for sp in splits]), labelled([getattr(sp, part) for sp in splits])
     return float(np.abs(truth - train.mean(0)).mean()) if len(train) and len(truth) else None
 
 
