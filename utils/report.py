@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from utils.kinds import kind_of
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from utils.kinds import kind_of  # noqa: E402  (after the path line: the file also runs as a script)
 
 TASK_ORDER = ("emotion", "pose", "gender", "age")
 
