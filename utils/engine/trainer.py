@@ -269,9 +269,10 @@ class Trainer:
 
         cfg, t0 = self.cfg, time.time()
         # No per-epoch tf.random.set_seed: it makes every tf.function retrace (train step, forward, BN
-        # estimation; measured 1.5-2 s per epoch at 32 px). The epoch's randomness is seeded explicitly
-        # (shuffle, augmentation, flips: pipelines.make_dataset) and dropout's generator state is saved
-        # with the checkpoint, so a resumed run continues the same streams.
+        # estimation; measured 1.5-2 s per epoch at 32 px). The data's randomness is seeded per epoch
+        # (shuffle, augmentation, flips: pipelines.make_dataset), so a resumed run sees the same batches.
+        # Dropout's generator state is not in the checkpoint (Keras saves it at its initial value): with
+        # --is_dropout a resumed run draws other masks than an uninterrupted one (as it did before).
         if cfg.is_freezing and epoch == cfg.no_freezing_epoch:
             self.set_frozen(False)
         paths, targets, stats, phase = self.epoch_data(epoch)
