@@ -60,18 +60,20 @@ def main(argv=None) -> int:
                       is_pesudo_distribution=True, cluster_k=3, density_t=0.6, selection_threshold=a.q)
 
     def outputs(table, m):
-        rows = sample(len(table), m, cfg.seed)
-        return predict(probe, image_dataset(table.paths[rows], 256, size, channels)), rows
+        return predict(probe, image_dataset(table.paths[sample(len(table), m, cfg.seed)], 256, size, channels))
+
+    def spread(v):
+        return " / ".join(f"{x:.3f}" for x in (min(v), np.median(v), max(v)))
 
     print(f"{'task':8} {'unlabelled':12} {'rows':>5}  {'spearman min/med/max':24} {'same selection min/med/max'}")
     for task in tasks:
         labelled = [sp.train for sp in splits if task in sp.train.labels]
-        ref_out = [outputs(t, REFERENCE)[0][f"{task}_features"] for t in labelled]
+        ref_out = [outputs(t, REFERENCE)[f"{task}_features"] for t in labelled]
         ref = np.concatenate(ref_out)
         for sp in splits:
             if task in sp.train.labels:
                 continue
-            out, _ = outputs(sp.train, a.unlabelled)
+            out = outputs(sp.train, a.unlabelled)
             args = (out[f"{task}_logits"], out[f"{task}_probs"], out[f"{task}_features"])
             w_ref = selective_targets(pc, *args, ref).weights
             for m in a.sizes:
@@ -82,8 +84,7 @@ def main(argv=None) -> int:
                     w = selective_targets(pc, *args, sub).weights
                     rho.append(spearmanr(w, w_ref).statistic)
                     same.append(np.mean(select(w, a.q) == select(w_ref, a.q)))
-                fmt = lambda v: " / ".join(f"{x:.3f}" for x in (min(v), np.median(v), max(v)))  # noqa: E731
-                print(f"{task:8} {sp.train.name:12} {len(sub):5d}  {fmt(rho):24} {fmt(same)}", flush=True)
+                print(f"{task:8} {sp.train.name:12} {len(sub):5d}  {spread(rho):24} {spread(same)}", flush=True)
     return 0
 
 

@@ -62,6 +62,7 @@ class Classes:
     def labelled(self, labels: np.ndarray) -> np.ndarray:
         """Which rows carry a label (class index >= 0)."""
         return labels >= 0
+
     def metrics(self, y: np.ndarray, p: np.ndarray, n_classes: int) -> dict:
         """Held-out metrics of predictions ``p`` (N, C) against labels ``y`` (labelled rows only)."""
         loss = float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], 1e-7, 1.0))))
