@@ -28,7 +28,7 @@ def test_degree_rows_carry_the_weight_and_mask_missing_angles():
     rows = degree_rows(np.array([[10.0, -5.0], [np.nan, 3.0], [0.0, 0.0]]), np.array([1.0, 1.0, 0.5]))
     np.testing.assert_array_equal(rows, [[10, -5, 1], [0, 0, 0], [0, 0, 0.5]])  # 0 degrees is a label
     assert KINDS["classes"].rows(np.array([2, -1]), 5).shape == (2, 5)  # class labels stay one-hot
-    assert KINDS["degrees"].rows(np.array([[1.0, 2.0]]), 3).shape == (1, 3)  # the kind, not the shape, decides
+    assert KINDS["degrees"].rows(np.array([[1.0, 2.0]]), 3).shape == (1, 3)  # angles + the weight
     np.testing.assert_array_equal(KINDS["degrees"].labelled(np.array([[np.nan, 1.0], [0.0, 0.0]])), [False, True])
 
 
