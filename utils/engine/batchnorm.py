@@ -57,31 +57,36 @@ class BatchNormStats:
     def estimate(self, dataset) -> list:
         """Population statistics of every BatchNorm layer's input over ``dataset`` (image batches).
 
-        The forward pass is compiled once with momentum 0, so that after each batch the moving
-        statistics are that batch's; they are pooled here (mean of means; mean of variances plus
-        the variance of the means). The model's statistics are restored afterwards.
+        One compiled forward per batch in training mode with momentum 0, which returns every layer's
+        statistics of that batch (its moving values right after the update); they are pooled here
+        (mean of means; mean of variances plus the variance of the means). The model's statistics are
+        restored afterwards.
         """
         import tensorflow as tf
 
         saved = self.get()
         if self._forward is None:
-            momenta = [b.momentum for b in self.layers]
-            for b in self.layers:
+            self._momenta = [b.momentum for b in self.layers]
+
+            def forward(x):
+                self.model(x, training=True)
+                return [(b.moving_mean, b.moving_variance) for b in self.layers]
+
+            for b in self.layers:  # traced with momentum 0: the moving values become the batch's
                 b.momentum = 0.0
-            self._forward = tf.function(lambda x: self.model(x, training=True), reduce_retracing=True)
-            self._momenta = momenta
+            spec = tf.TensorSpec((None, *self.model.input_shape[1:]), tf.float32)
+            self._forward = tf.function(forward, input_signature=[spec])  # one trace for any batch size
         sums = [[np.zeros_like(m), np.zeros_like(m), np.zeros_like(m)] for m, _ in saved]
         weight = 0
         for b in self.layers:
             b.momentum = 0.0
         try:
             for x in dataset:
-                self._forward(x)
                 n = int(x.shape[0])
-                for acc, layer in zip(sums, self.layers):
-                    mean = np.array(layer.moving_mean)
+                for acc, (mean, var) in zip(sums, self._forward(x)):
+                    mean = mean.numpy()
                     acc[0] += n * mean
-                    acc[1] += n * np.array(layer.moving_variance)
+                    acc[1] += n * var.numpy()
                     acc[2] += n * mean**2
                 weight += n
         finally:
