@@ -3,9 +3,9 @@
     python benchmarks/phase_times.py runs/ALTERNATIVE_EP/<run> [more runs ...]
 
 For each run: the median seconds per epoch of fit, pseudo labels (``seconds_targets``: the teacher's
-forward passes and the strategy's weighting), BatchNorm estimation, validation and checkpoint (warm-up
-epoch excluded), the pseudo-label / fit ratio over the epochs whose teacher was on (min / median /
-max), and the run's total.
+forward passes, also alone as ``targets_forward``, and the strategy's weighting), BatchNorm
+estimation, validation and checkpoint (warm-up epoch excluded), the pseudo-label / fit ratio over
+the epochs whose teacher was on (min / median / max), and the run's total.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-PHASES = ("fit", "targets", "bn", "eval", "checkpoint")
+PHASES = ("fit", "targets", "targets_forward", "bn", "eval", "checkpoint")
 
 
 def summary(run: Path) -> str:

@@ -11,27 +11,28 @@ from utils.pipelines import image_dataset
 _FORWARD = weakref.WeakKeyDictionary()  # model -> its compiled inference function
 
 
-def predict(model, dataset, local: bool = False) -> dict:
+def predict(model, dataset) -> dict:
     """The model's outputs on a dataset of images, through one compiled forward function per model.
 
     Faster than ``model.predict`` for the many short passes of training (pseudo labels, validation):
     no per-call data adapter or callbacks. It also runs under MultiWorkerMirroredStrategy, whose
     predict loop Keras 3 does not support (keras-team/keras#20585); every worker holds the full
-    weights. (``local`` is accepted for callers that say so; every path is local now.)
+    weights.
     """
     import tensorflow as tf
 
     forward = _FORWARD.get(model)
-    if forward is None:
-        forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    if forward is None:  # traced once for any batch size (validation's and the teacher's batches differ)
+        spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
+        forward = tf.function(lambda x: model(x, training=False), input_signature=[spec])
         _FORWARD[model] = forward
     parts = [{k: v.numpy() for k, v in forward(x).items()} for x in dataset]
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-def predict_table(model, table, batch_size: int, size: int, channels: int, cache=None, local=False) -> dict:
+def predict_table(model, table, batch_size: int, size: int, channels: int, cache=None) -> dict:
     """All heads' probabilities on a table's images, in table order (``{task: (N, C)}``)."""
-    out = predict(model, image_dataset(table.paths, batch_size, size, channels, cache), local)
+    out = predict(model, image_dataset(table.paths, batch_size, size, channels, cache))
     return {k.removesuffix("_prediction"): v for k, v in out.items()}
 
 

@@ -1,7 +1,7 @@
 """Selective pseudo labels for the task a dataset does not label (MTL-SA, arXiv 2003.06746, sec. 3.2-3.3).
 
-Given a snapshot model's logits, probabilities and features on the unlabelled set U, and features
-on the labelled set L, ``build_targets`` returns one target row per sample of U:
+Given the teacher's (the model before the epoch) logits, probabilities and features on the unlabelled
+set U, and features on the labelled set L, ``build_targets`` returns one target row per sample of U:
 
 * distilled labels ``D = softmax(z / T)`` per row (the reference normalised over the whole matrix);
 * weights = product of the enabled factors: confidence (max probability), local density within the

@@ -6,7 +6,7 @@ missing-task strategy (``PseudoConfig``). Each outer epoch
 1. picks its training data (``schedule.py``): one dataset (STL, or the current turn of an
    alternating schedule) or all datasets mixed (joint, and the warm-up of alternating runs);
 2. fills the tasks that data does not label (``teacher.py``): zeros (masked), or distilled / pseudo
-   targets computed from a true snapshot of the model taken before the epoch;
+   targets computed from the model as it stands before the epoch, all before its first step;
 3. trains one Keras epoch with masked losses on a tf.data pipeline (``trainer.py``; the multi-worker
    step is in ``distribution.py``), then fits BatchNorm statistics to the datasets (``batchnorm.py``);
 4. evaluates every task on its held-out validation rows (true labels only), writes metrics,

@@ -1,16 +1,19 @@
-"""The teacher: a frozen copy of the model that fills the tasks a dataset does not label.
+"""The teacher: the model as it stands before an epoch, filling the tasks a dataset does not label.
 
-Before each epoch that needs them, the model is copied (own variables, so the epoch's updates do
-not move it) and its predictions on the unlabelled rows become distilled or pseudo targets
-(``utils.pseudo_labels``). A task's teacher is used only once it beats chance on that task's
-validation rows by ``--teacher_margin`` (balanced accuracy above 1/K; for ages in years, an MAE that
-much below predicting the training mean, as a fraction): copying a model at chance teaches
+Before each epoch that needs them, the model's predictions on the unlabelled rows become distilled
+or pseudo targets (``utils.pseudo_labels``). Every target is computed before the epoch's first step,
+so the teacher is the model at the epoch's start without a copy of its weights: it runs the trainer's
+compiled feature/logit probe (the one validation uses), with each dataset's BatchNorm statistics
+set for its rows and the model's own restored afterwards. A task's teacher is used only once it beats
+chance on that task's validation rows by ``--teacher_margin`` (balanced accuracy above 1/K; for ages in
+years, an MAE that much below predicting the training mean, as a fraction): a model at chance teaches
 noise (after one warm-up epoch on the synthetic preset, pose pseudo labels were 21 % right).
 Until then the task's missing rows stay masked, as in All-in-one.
 """
 from __future__ import annotations
 
 import logging
+import time
 
 import numpy as np
 
@@ -26,8 +29,7 @@ PREDICT_BATCH = 256
 
 class Teacher:
     def __init__(self, trainer):
-        self.t = trainer  # model, splits, classes, cfg, cache, spec, strategy: read-only here
-        self.snapshot = self.probe = self.bn = None
+        self.t = trainer  # model, probe, bn, splits, classes, cfg, cache, spec: read-only here
         self.passed: dict = {}  # task -> epoch (1-based) at which its teacher passed the gate
         self.samples: dict = {}  # dataset name -> its seeded labelled sample (the same every epoch)
 
@@ -49,37 +51,23 @@ class Teacher:
                 log.info("  teacher for %s passes after epoch %d (%.3f above chance, margin %g): its labels "
                          "fill the %s-less rows from now on", task, epoch + 1, gap, self.t.cfg.teacher_margin, task)
 
-    # -------------------------------------------------------------------------------- snapshot
-    def take_snapshot(self):
-        """A true copy of the current model (own variables), and its feature/logit probe."""
-        import keras
-
-        from models import feature_model
-        from utils.engine.batchnorm import BatchNormStats
-
-        if self.snapshot is None:
-            with self.t.strategy.scope():
-                self.snapshot = keras.models.clone_model(self.t.model)
-                self.probe = feature_model(self.snapshot, list(self.t.classes))
-            self.bn = BatchNormStats(self.snapshot)
-        self.snapshot.set_weights(self.t.model.get_weights())
-        return self.probe
-
+    # --------------------------------------------------------------------------------- outputs
     def outputs(self, table: Table, mirrored: bool = False) -> dict:
-        """The snapshot's features, logits and probabilities on ``table`` (its dataset's BN statistics);
-        ``mirrored``: also its outputs on the mirror images, as ``mirrored_<key>`` (angle pseudo labels)."""
+        """The model's features, logits and probabilities on ``table`` (its dataset's BN statistics);
+        ``mirrored``: also its outputs on the mirror images, as ``mirrored_<key>`` (angle pseudo labels).
+        The caller restores the model's own BatchNorm statistics."""
         import tensorflow as tf
 
         from utils.evaluation import predict
         from utils.pipelines import image_dataset
 
         stats = dataset_stats(self.t, table)
-        if stats is not None and self.bn:
-            self.bn.set(stats)
+        if stats is not None:
+            self.t.bn.set(stats)
         ds = image_dataset(table.paths, PREDICT_BATCH, self.t.spec.input_size, self.t.spec.channels, self.t.cache)
-        out = predict(self.probe, ds, local=self.t.multiworker)
+        out = predict(self.t.probe, ds)
         if mirrored:
-            flipped = predict(self.probe, ds.map(lambda x: tf.reverse(x, axis=[2])), local=self.t.multiworker)
+            flipped = predict(self.t.probe, ds.map(lambda x: tf.reverse(x, axis=[2])))
             out.update({f"mirrored_{k}": v for k, v in flipped.items() if k.endswith("_probs")})
         return out
 
@@ -99,7 +87,7 @@ class Teacher:
 
         Returns ``({(i, task): rows}, stats)`` where ``i`` indexes ``unlabelled``. Pseudo labels of a
         task are computed over the union of the tables lacking it (so density and distribution see the
-        whole unlabelled set), from the snapshot's outputs that the strategy ``needs``.
+        whole unlabelled set), from the teacher's outputs that the strategy ``needs``.
         """
         cfg, strategy = self.t.cfg, self.t.missing
         if not strategy.uses_teacher or epoch < cfg.warmup_epochs:
@@ -109,16 +97,20 @@ class Teacher:
         tasks = [t for t in tasks if t in self.passed]
         if not tasks:
             return {}, stats
-        self.take_snapshot()
         needs = strategy.needs({self.t.kinds[t] for t in tasks})
-        memo = {}  # one forward pass per table, whatever the number of tasks that need it
-
-        def outputs(table):
-            if id(table) not in memo:
-                memo[id(table)] = self.outputs(table, "mirror" in needs and any(table is u for u in unlabelled))
-            return memo[id(table)]
-
-        outs = [outputs(t) for t in unlabelled]
+        labelled = {t: [self.labelled_sample(sp.train) for sp in self.t.splits if t in sp.train.labels]
+                    for t in tasks} if "labelled" in needs else {}
+        own = self.t.bn.get() if self.t.bn_dataset is not None else None
+        memo, t0 = {}, time.time()  # one forward pass per table, whatever the number of tasks that need it
+        try:
+            for table in [*unlabelled, *(tb for tbs in labelled.values() for tb in tbs)]:
+                if id(table) not in memo:
+                    memo[id(table)] = self.outputs(table, "mirror" in needs and any(table is u for u in unlabelled))
+        finally:
+            if own is not None:
+                self.t.bn.set(own)
+        stats["seconds_targets_forward"] = round(time.time() - t0, 2)  # the rest of seconds_targets: weighting
+        outs = [memo[id(t)] for t in unlabelled]
         fills = {}
         for task in tasks:
             members = [i for i, t in enumerate(unlabelled) if task not in t.labels]
@@ -134,9 +126,8 @@ class Teacher:
             if "features" in needs:
                 x.features = part(f"{task}_features")
             if "labelled" in needs:
-                labelled = [self.labelled_sample(sp.train) for sp in self.t.splits if task in sp.train.labels]
-                x.labelled_features = np.concatenate([outputs(t)[f"{task}_features"] for t in labelled])
-                x.labelled_labels = np.concatenate([t.labels[task] for t in labelled])
+                x.labelled_features = np.concatenate([memo[id(t)][f"{task}_features"] for t in labelled[task]])
+                x.labelled_labels = np.concatenate([t.labels[task] for t in labelled[task]])
             if "mirror" in needs and self.t.kinds[task] == "degrees":
                 x.mirrored = part(f"mirrored_{task}_probs")
             if "label_transfer" in needs:

@@ -40,7 +40,7 @@ class Trainer:
     def setup(self, resume: bool = False) -> None:
         import keras
 
-        from models import ModelSpec, build_net
+        from models import ModelSpec, build_net, feature_model
         from utils.run_dir import RunDir, claim_run_folder
 
         given = self.given
@@ -72,6 +72,9 @@ class Trainer:
         self.budget = Budget(list(self.classes), cfg.batch_size)
         with self.strategy.scope():
             self.model = build_net(self.spec)
+            # features, logits and probabilities of every task, on the model's own variables: one compiled
+            # forward serves validation, testing and the teacher
+            self.probe = feature_model(self.model, list(self.classes))
         self.bn = BatchNormStats(self.model)
         if cfg.distribute != "none":  # replicas share BatchNorm batch statistics (and so moving averages)
             for layer in self.bn.layers:
@@ -211,8 +214,9 @@ class Trainer:
 
     # ------------------------------------------------------------------------------ evaluation
     def evaluate(self, part: str) -> dict:
-        from utils.evaluation import predict_table, task_metrics
+        from utils.evaluation import predict, task_metrics
         from utils.losses import LOSSES
+        from utils.pipelines import image_dataset
 
         tables = [getattr(sp, part) for sp in self.splits]
         own = self.bn.get() if self.bn_dataset is not None else None
@@ -221,8 +225,9 @@ class Trainer:
             stats = dataset_stats(self, table)
             if stats is not None:
                 self.bn.set(stats)
-            preds.append(predict_table(self.model, table, 256, self.spec.input_size,
-                                       self.spec.channels, self.cache, local=self.multiworker))
+            out = predict(self.probe, image_dataset(table.paths, 256, self.spec.input_size, self.spec.channels,
+                                                    self.cache))
+            preds.append({t: out[f"{t}_probs"] for t in self.classes})
         if own is not None:
             self.bn.set(own)
         metrics = {t: task_metrics(tables, preds, t, c, self.kinds[t]) for t, c in self.classes.items()}
@@ -330,7 +335,8 @@ class Trainer:
         log.info("epoch %d/%d [%s] %s %s=%.4f%s%s (%.1fs)", epoch + 1, self.schedule.epochs, phase,
                  " ".join(f"val_{t}_acc={m['acc']:.4f}" + (f" val_{t}_mae={m['mae']:.2f}" if "mae" in m else "")
                           for t, m in val.items()), cfg.monitor, value,
-                 "".join(f" {k}={v:.3f}" for k, v in stats.items() if isinstance(v, float)),
+                 "".join(f" {k}={v:.3f}" for k, v in stats.items()
+                         if isinstance(v, float) and not k.startswith("seconds")),
                  " *" if is_best else "", row["seconds"])
         if new_lr != self.lr:
             log.info("  learning rate %.2e -> %.2e (no improvement for %d %s)", self.lr, new_lr, cfg.patience,
