@@ -17,6 +17,8 @@ exponential average that a few hundred images barely move (momentum 0.99).
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 
 BN_SAMPLE = 1024  # training images per dataset for the statistics
@@ -72,13 +74,11 @@ class BatchNormStats:
                 self.model(x, training=True)
                 return [(b.moving_mean, b.moving_variance) for b in self.layers]
 
-            for b in self.layers:  # traced with momentum 0: the moving values become the batch's
-                b.momentum = 0.0
             spec = tf.TensorSpec((None, *self.model.input_shape[1:]), tf.float32)
             self._forward = tf.function(forward, input_signature=[spec])  # one trace for any batch size
         sums = [[np.zeros_like(m), np.zeros_like(m), np.zeros_like(m)] for m, _ in saved]
         weight = 0
-        for b in self.layers:
+        for b in self.layers:  # the first call traces with momentum 0: the moving values become the batch's
             b.momentum = 0.0
         try:
             for x in dataset:
@@ -146,3 +146,14 @@ def dataset_stats(trainer, table):
         if sp.train.name == table.name:
             return stats
     return None
+
+
+@contextmanager
+def own_statistics(trainer):
+    """Inside, passes may set each dataset's statistics (``dataset_stats``); on leaving, the model has its own."""
+    own = trainer.bn.get() if trainer.bn_dataset is not None else None
+    try:
+        yield
+    finally:
+        if own is not None:
+            trainer.bn.set(own)

@@ -3,12 +3,12 @@
 Before each epoch that needs them, the model's predictions on the unlabelled rows become distilled
 or pseudo targets (``utils.pseudo_labels``). Every target is computed before the epoch's first step,
 so the teacher is the model at the epoch's start without a copy of its weights: it runs the trainer's
-compiled feature/logit probe (the one validation uses), with each dataset's BatchNorm statistics
-set for its rows and the model's own restored afterwards. A task's teacher is used only once it beats
-chance on that task's validation rows by ``--teacher_margin`` (balanced accuracy above 1/K; for ages in
-years, an MAE that much below predicting the training mean, as a fraction): a model at chance teaches
-noise (after one warm-up epoch on the synthetic preset, pose pseudo labels were 21 % right).
-Until then the task's missing rows stay masked, as in All-in-one.
+compiled feature/logit probe through ``Trainer.outputs`` (as validation does), with each dataset's
+BatchNorm statistics set for its rows and the model's own restored afterwards. A task's teacher is used
+only once it beats chance on that task's validation rows by ``--teacher_margin`` (balanced accuracy
+above 1/K; for ages in years, an MAE that much below predicting the training mean, as a fraction): a
+model at chance teaches noise (after one warm-up epoch on the synthetic preset, pose pseudo labels were
+21 % right). Until then the task's missing rows stay masked, as in All-in-one.
 """
 from __future__ import annotations
 
@@ -18,13 +18,11 @@ import time
 import numpy as np
 
 from utils.datasets import Table
-from utils.engine.batchnorm import dataset_stats
+from utils.engine.batchnorm import own_statistics
 from utils.missing import FillInputs
 from utils.tasks import FLIP_SIGNS
 
 log = logging.getLogger(__name__)
-
-PREDICT_BATCH = 256
 
 
 class Teacher:
@@ -50,26 +48,6 @@ class Teacher:
                 self.passed[task] = epoch + 1
                 log.info("  teacher for %s passes after epoch %d (%.3f above chance, margin %g): its labels "
                          "fill the %s-less rows from now on", task, epoch + 1, gap, self.t.cfg.teacher_margin, task)
-
-    # --------------------------------------------------------------------------------- outputs
-    def outputs(self, table: Table, mirrored: bool = False) -> dict:
-        """The model's features, logits and probabilities on ``table`` (its dataset's BN statistics);
-        ``mirrored``: also its outputs on the mirror images, as ``mirrored_<key>`` (angle pseudo labels).
-        The caller restores the model's own BatchNorm statistics."""
-        import tensorflow as tf
-
-        from utils.evaluation import predict
-        from utils.pipelines import image_dataset
-
-        stats = dataset_stats(self.t, table)
-        if stats is not None:
-            self.t.bn.set(stats)
-        ds = image_dataset(table.paths, PREDICT_BATCH, self.t.spec.input_size, self.t.spec.channels, self.t.cache)
-        out = predict(self.t.probe, ds)
-        if mirrored:
-            flipped = predict(self.t.probe, ds.map(lambda x: tf.reverse(x, axis=[2])))
-            out.update({f"mirrored_{k}": v for k, v in flipped.items() if k.endswith("_probs")})
-        return out
 
     def labelled_sample(self, table: Table) -> Table:
         """A seeded sample of at most the strategy's ``labelled_rows`` rows (the same every epoch): enough for
@@ -100,15 +78,11 @@ class Teacher:
         needs = strategy.needs({self.t.kinds[t] for t in tasks})
         labelled = {t: [self.labelled_sample(sp.train) for sp in self.t.splits if t in sp.train.labels]
                     for t in tasks} if "labelled" in needs else {}
-        own = self.t.bn.get() if self.t.bn_dataset is not None else None
         memo, t0 = {}, time.time()  # one forward pass per table, whatever the number of tasks that need it
-        try:
+        with own_statistics(self.t):
             for table in [*unlabelled, *(tb for tbs in labelled.values() for tb in tbs)]:
                 if id(table) not in memo:
-                    memo[id(table)] = self.outputs(table, "mirror" in needs and any(table is u for u in unlabelled))
-        finally:
-            if own is not None:
-                self.t.bn.set(own)
+                    memo[id(table)] = self.t.outputs(table, "mirror" in needs and any(table is u for u in unlabelled))
         stats["seconds_targets_forward"] = round(time.time() - t0, 2)  # the rest of seconds_targets: weighting
         outs = [memo[id(t)] for t in unlabelled]
         fills = {}

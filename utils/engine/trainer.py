@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 from utils.datasets import default_data_dir
-from utils.engine.batchnorm import BatchNormStats, dataset_stats, update_dataset_stats
+from utils.engine.batchnorm import BatchNormStats, dataset_stats, own_statistics, update_dataset_stats
 from utils.engine.checkpoints import check_finite, restore_checkpoint, save_checkpoint
 from utils.engine.config import RunConfig, build_cache, class_counts, load_splits, mae_of_train_mean
 from utils.engine.distribution import DistributedEpoch, make_strategy, run_folder
@@ -25,6 +25,9 @@ from utils.targets import smooth_years
 from utils.tasks import flip_permutations
 
 log = logging.getLogger(__name__)
+
+PREDICT_BATCH = 256  # images per inference batch (validation, testing, the teacher)
+
 
 class Trainer:
     """Runs one configuration end to end (see ``utils/engine/__init__.py``)."""
@@ -213,23 +216,32 @@ class Trainer:
             cosine_lr(base, (epoch + batch / max(steps, 1)) / epochs)))
 
     # ------------------------------------------------------------------------------ evaluation
-    def evaluate(self, part: str) -> dict:
-        from utils.evaluation import predict, task_metrics
-        from utils.losses import LOSSES
+    def outputs(self, table, mirrored: bool = False) -> dict:
+        """The probe's features, logits and probabilities on ``table``, under its dataset's BatchNorm
+        statistics (call inside ``own_statistics``, which gives the model its own back); ``mirrored``: also
+        the probabilities on the mirror images, as ``mirrored_<key>`` (angle pseudo labels)."""
+        import tensorflow as tf
+
+        from utils.evaluation import predict
         from utils.pipelines import image_dataset
 
+        stats = dataset_stats(self, table)
+        if stats is not None:
+            self.bn.set(stats)
+        ds = image_dataset(table.paths, PREDICT_BATCH, self.spec.input_size, self.spec.channels, self.cache)
+        out = predict(self.probe, ds)
+        if mirrored:
+            flipped = predict(self.probe, ds.map(lambda x: tf.reverse(x, axis=[2])))
+            out.update({f"mirrored_{k}": v for k, v in flipped.items() if k.endswith("_probs")})
+        return out
+
+    def evaluate(self, part: str) -> dict:
+        from utils.evaluation import task_metrics
+        from utils.losses import LOSSES
+
         tables = [getattr(sp, part) for sp in self.splits]
-        own = self.bn.get() if self.bn_dataset is not None else None
-        preds = []
-        for table in tables:
-            stats = dataset_stats(self, table)
-            if stats is not None:
-                self.bn.set(stats)
-            out = predict(self.probe, image_dataset(table.paths, 256, self.spec.input_size, self.spec.channels,
-                                                    self.cache))
-            preds.append({t: out[f"{t}_probs"] for t in self.classes})
-        if own is not None:
-            self.bn.set(own)
+        with own_statistics(self):
+            preds = [{t: out[f"{t}_probs"] for t in self.classes} for out in map(self.outputs, tables)]
         metrics = {t: task_metrics(tables, preds, t, c, self.kinds[t]) for t, c in self.classes.items()}
         metrics = {t: m for t, m in metrics.items() if m is not None}
         for t, m in metrics.items():  # validation loss = the loss the task is trained with
