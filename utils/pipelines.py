@@ -18,10 +18,11 @@ from utils.datasets import Table
 from utils.kinds import kind_of
 
 # tf.data's autotuner is switched off: with it on, deleting an iterator waited for the tuning thread,
-# for up to ~0.6 s per pass on two CPU cores (a 1,080-image prediction pass: median 635 -> 379 ms;
-# half of the 17-step epochs ended 0.5-0.9 s after their last step). Training makes many short
-# passes (each epoch, the teacher, BatchNorm estimation, validation), so fixed parallelism (one call
-# per core) and a two-batch prefetch serve it better.
+# for up to ~0.6 s per pass on two CPU cores (a one-off measurement alternating both settings in one
+# process: a 1,080-image prediction pass, median 635 -> 379 ms; half of the 17-step epochs ended
+# 0.5-0.9 s after their last step). Training makes many short passes (each epoch, the teacher,
+# BatchNorm estimation, validation), so fixed parallelism (one call per core) and a two-batch
+# prefetch serve it better.
 PARALLEL = os.cpu_count() or 2
 PREFETCH = 2
 OPTIONS = tf.data.Options()
