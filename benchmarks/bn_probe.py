@@ -33,8 +33,8 @@ import numpy as np  # noqa: E402
 
 def probe(run: Path) -> list:
     from models import load_model
+    from utils.engine import config_from_run, load_splits
     from utils.engine.batchnorm import BN_SAMPLE, BatchNormStats, pooled, sample_paths
-    from utils.engine.config import config_from_run, load_splits
     from utils.evaluation import predict_table, task_metrics
     from utils.kinds import kind_of
     from utils.pipelines import image_dataset

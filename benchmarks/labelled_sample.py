@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     from scipy.stats import spearmanr
 
     from models import feature_model, load_model
-    from utils.engine.config import config_from_run, load_splits
+    from utils.engine import config_from_run, load_splits
     from utils.evaluation import predict
     from utils.pipelines import image_dataset
     from utils.pseudo_labels import PseudoConfig, select, selective_targets

@@ -1,7 +1,7 @@
 """Time and peak memory (RSS of a fresh process) of the MTL-SA pseudo-label weighting as n grows.
 
 MTL-SA weighs every unlabelled sample by confidence x local density x distribution distance. Each
-measurement runs ``utils.pseudo_labels.build_targets`` (confidence x sampled-reference density x
+measurement runs ``utils.pseudo_labels.selective_targets`` (confidence x sampled-reference density x
 GMM-EMD distribution, then selection) in a fresh Python process on n unlabelled 128-d features in 7
 pseudo classes with ExpW's class balance, and reports its wall time and the process's peak resident
 memory (``ru_maxrss``: data, numpy, scikit-learn and POT included; TensorFlow is never imported).
@@ -26,7 +26,8 @@ CHILD = r"""
 import json, resource, sys, time
 sys.path.insert(0, {root!r})
 import numpy as np
-from utils.pseudo_labels import PseudoConfig, build_targets, minmax
+from utils.kinds import KINDS, softmax
+from utils.pseudo_labels import PseudoConfig, minmax, selective_targets
 n, arm = {n}, {arm!r}
 shares = np.array([3671, 3995, 1088, 30537, 10559, 7060, 34883], np.float64)  # ExpW's classes
 rng = np.random.default_rng(0)
@@ -41,7 +42,7 @@ t0 = time.perf_counter()
 if arm == "ours":
     cfg = PseudoConfig(is_pesudo=True, is_pesudo_confidence=True, is_pesudo_density=True,
                        is_pesudo_distribution=True, cluster_k=3, density_t=0.6, selection_threshold=0.8)
-    assert build_targets(cfg, logits, None, x_u, x_l).targets.shape == (n, 7)
+    assert selective_targets(cfg, KINDS['classes'], logits, softmax(logits), x_u, x_l).targets.shape == (n, 7)
 else:  # the reference: per class the full n x n distance matrix, cutoff from its sorted entries
     for c in np.unique(labels):
         s = x_u[labels == c]

@@ -89,3 +89,12 @@ def load_published_weights(model: keras.Model, path: str, task: str = "emotion")
     if count != len(mapping):
         raise WeightsError(f"{path}: loaded {count} of {len(mapping)} layers; not a mini-Xception file?")
     return count
+
+
+def load_released(model: keras.Model, weights: str, spec) -> None:
+    """Registry loader for ``--weights FILE.hdf5``: a released mini-Xception file (``pretrained`` has no
+    download to fall back on)."""
+    if weights == "pretrained":
+        raise WeightsError("mini_xception has no downloadable weights; pass a released "
+                           ".hdf5 file with --weights PATH, or use --weights none")
+    load_published_weights(model, weights, task=next(iter(spec.tasks)))

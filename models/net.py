@@ -2,7 +2,7 @@
 
 Layer names every model shares, used by the pseudo-label code, the demos and the tests:
 ``preprocess``; per task ``<task>_fc`` (features), ``<task>`` (logits), ``<task>_prediction``
-(softmax; for a regression task the angles in degrees, ``ANGLE_SCALE * <task>``); for dense-head
+(softmax; for a regression task its values, ``scale * <task>``, the scale its kind gives); for dense-head
 backbones also ``common_fc`` and, with several tasks, ``cross_stitch``.
 Model outputs are a dict keyed ``<task>_prediction``. Inputs are float RGB (or grey) pixels in
 [0, 255]; preprocessing is a layer of the model, so saved models carry it.
@@ -15,16 +15,13 @@ from dataclasses import dataclass, field
 import keras
 
 from models.layers import CrossStitch, FeatureRegularization, LabelEmbedding, Preprocess
-from models.mini_xception import FEATURE_LAYER, load_published_weights
-from models.registry import BACKBONES, WeightsError, canonical_backbone, trunk_function
+from models.mini_xception import FEATURE_LAYER
+from models.registry import BACKBONES, WeightsError, canonical_backbone, trunk_function, weight_loader
 from models.regularizers import TaskWeightPenalty
 from models.ssrnet import FEATURE_LAYER as SSR_FEATURE_LAYER
 from models.ssrnet import ssrnet_heads
-from models.vggface import load_weights_by_name, resolve_weights
 
 log = logging.getLogger(__name__)
-
-ANGLE_SCALE = 30.0  # regression heads output angles in degrees as 30 x a unit-scale linear output
 
 
 @dataclass
@@ -41,10 +38,12 @@ class ModelSpec:
     weights: str = "none"  # none | pretrained | path to a weights file
     feature_regularization: dict = field(default_factory=dict)  # l21 / trace / nuclear / laplacian / sigma
     label_embedding: int = 0  # LEL-LTN: width of the shared label space (0 = plain softmax heads)
-    regression: tuple = ()  # tasks whose heads regress angles in degrees (one linear output each)
+    regression: dict = field(default_factory=dict)  # task -> scale: heads that regress values (utils/kinds.py)
 
     def __post_init__(self):
         self.backbone = canonical_backbone(self.backbone)
+        if isinstance(self.regression, (list, tuple)):  # run folders written before scales were stored: angles
+            self.regression = {t: 30.0 for t in self.regression}
         if self.input_size is None:
             self.input_size = BACKBONES[self.backbone].input_size
 
@@ -70,7 +69,7 @@ def build_net(spec: ModelSpec) -> keras.Model:
     head_reg = {t: (penalty if i == 0 and penalty else reg) for i, t in enumerate(tasks)}
     lel = spec.label_embedding
     if spec.regression and (lel or kind == "ssr"):
-        raise ValueError("angle regression heads work with plain heads: not with ssrnet or LEL-LTN")
+        raise ValueError("regression heads work with plain heads: not with ssrnet or LEL-LTN")
     width = {t: lel or spec.tasks[t] for t in tasks}  # what each head's last layer produces
     feats, logits = [], []
     if kind == "ssr":
@@ -124,7 +123,7 @@ def build_net(spec: ModelSpec) -> keras.Model:
             ltn[f"{t}_ltn_prediction"] = L.Activation("softmax", dtype="float32", name=f"{t}_ltn_prediction")(
                 L.Dense(spec.tasks[t], name=f"{t}_ltn")(z))
     # float32 outputs and penalties keep mixed-precision training numerically safe
-    preds = [L.Rescaling(ANGLE_SCALE, dtype="float32", name=f"{t}_prediction")(z) if t in spec.regression
+    preds = [L.Rescaling(spec.regression[t], dtype="float32", name=f"{t}_prediction")(z) if t in spec.regression
              else L.Activation("softmax", dtype="float32", name=f"{t}_prediction")(z) for t, z in zip(tasks, logits)]
     if laplacian:
         preds = FeatureRegularization(laplacian, fr.get("sigma", 0.5), dtype="float32",
@@ -138,21 +137,17 @@ def build_net(spec: ModelSpec) -> keras.Model:
 
 
 def _load_pretrained(model: keras.Model, spec: ModelSpec) -> None:
+    """``--weights``: a .keras model of this project (layers matched by name) or the backbone's released
+    weights, through the loader its registry entry names."""
     if str(spec.weights).endswith(".keras"):  # warm start from a model of this project (a run or the shipped one)
         load_matching_weights(model, spec.weights)
         return
     if spec.weights == "none" or BACKBONES[spec.backbone].own_weights:  # loaded in their trunks
         return
-    if spec.backbone == "ssrnet":
-        model.load_weights(spec.weights)  # a .weights.h5 saved from this project's ssrnet
-        return
-    if spec.backbone == "vggFace":
-        load_weights_by_name(model, resolve_weights(spec.weights))
-    else:
-        if spec.weights == "pretrained":
-            raise WeightsError("mini_xception has no downloadable weights; pass a released "
-                               ".hdf5 file with --weights PATH, or use --weights none")
-        load_published_weights(model, spec.weights, task=next(iter(spec.tasks)))
+    loader = weight_loader(spec.backbone)
+    if loader is None:
+        raise WeightsError(f"{spec.backbone} has no released weights to load; use --weights none or a .keras model")
+    loader(model, spec.weights, spec)
 
 
 def load_matching_weights(model: keras.Model, path: str) -> int:

@@ -137,3 +137,8 @@ def ssrnet_heads(x, tasks: dict, dropout: float = 0.2) -> tuple:
                                                         + [q[2] for q in parts])
         logits[task] = ExpectationToBins(n_bins, log=True, name=task)(y)
     return logits
+
+
+def load_released(model, weights: str, spec) -> None:
+    """Registry loader: a ``.weights.h5`` file saved from this project's ssrnet."""
+    model.load_weights(weights)

@@ -90,3 +90,8 @@ def load_weights_by_name(model: keras.Model, path: str, require=("conv1_1", "con
     if missing:
         raise WeightsError(f"{path}: no weights for layers {missing}; is it a VGGFace (vgg16) file?")
     return loaded
+
+
+def load_released(model: keras.Model, weights: str, spec) -> None:
+    """Registry loader: the keras-vggface file, found as ``resolve_weights`` says."""
+    load_weights_by_name(model, resolve_weights(weights))

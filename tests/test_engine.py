@@ -24,15 +24,17 @@ def stl_trainer(toy_root, tmp_path, *flags):
     return Trainer(cfg)
 
 
-def record_at_checkpoints(t, probe) -> list:
-    """Wrap ``t.checkpoint`` so that every finished epoch appends ``probe()`` (after its last step)."""
-    seen, original = [], t.checkpoint
+def record_at_checkpoints(monkeypatch, probe) -> list:
+    """Wrap the engine's checkpoint so that every finished epoch appends ``probe()`` (after its last step)."""
+    import utils.engine.trainer as trainer_module
 
-    def record(epoch, *args):
+    seen, original = [], trainer_module.save_checkpoint
+
+    def record(*args, **kwargs):
         seen.append(probe())
-        original(epoch, *args)
+        original(*args, **kwargs)
 
-    t.checkpoint = record
+    monkeypatch.setattr(trainer_module, "save_checkpoint", record)
     return seen
 
 
@@ -105,7 +107,7 @@ def test_alternating_schedule_and_manifold_regularisers(toy_root, tmp_path):
                         ("laplacian", ["--is_manifold=True", "--manifold_weights=1"])):
         trainer = Trainer(parse_config("CONFUSION_EP_multitask_manifold", base + flags + [f"--run_name={name}"]))
         trainer.fit()
-        kernels[name] = trainer.model.get_layer("pose_conv").get_weights()[0]
+        kernels[name] = trainer.net.get_layer("pose_conv").get_weights()[0]
         row = rows(trainer.run.path)[0]
         losses[name], shares[name] = float(row["train_loss"]), float(row.get("train_penalty_share") or 0)
     for name in ("sfsmr", "slrm", "laplacian"):
@@ -115,7 +117,7 @@ def test_alternating_schedule_and_manifold_regularisers(toy_root, tmp_path):
 
 
 def test_teacher_predicts_with_dataset_statistics_and_leaves_the_model_as_it_was(toy_root, tmp_path):
-    from utils.engine.batchnorm import estimate_per_dataset, pooled
+    from utils.engine.batchnorm import pooled
     from utils.evaluation import predict
     from utils.pipelines import image_dataset
 
@@ -124,16 +126,17 @@ def test_teacher_predicts_with_dataset_statistics_and_leaves_the_model_as_it_was
     t = Trainer(cfg)
     t.setup()
     t.compile(1e-2)
-    t.bn_dataset = estimate_per_dataset(t)
-    t.bn.set(pooled(t.bn_dataset))
-    own, weights = t.bn.get(), t.model.get_weights()
+    bn = t.probe.bn
+    t.probe.per_dataset = t.probe.estimate()
+    bn.set(pooled(t.probe.per_dataset))
+    own, weights = bn.get(), t.net.get_weights()
     pose = t.splits[1].train  # labels pose only: the teacher fills emotion
     t.teacher.passed = {"emotion": 1, "pose": 1}
     fills, _ = t.teacher.fills_for([pose], epoch=1)
-    assert all(np.array_equal(a, b) for a, b in zip(t.model.get_weights(), weights))
-    assert all(np.array_equal(m, m2) and np.array_equal(v, v2) for (m, v), (m2, v2) in zip(t.bn.get(), own))
-    t.bn.set(t.bn_dataset[1])  # what the teacher should have used: the pose dataset's own statistics
-    probs = predict(t.probe, image_dataset(pose.paths, 64, t.spec.input_size, t.spec.channels, t.cache))
+    assert all(np.array_equal(a, b) for a, b in zip(t.net.get_weights(), weights))
+    assert all(np.array_equal(m, m2) and np.array_equal(v, v2) for (m, v), (m2, v2) in zip(bn.get(), own))
+    bn.set(t.probe.per_dataset[1])  # what the teacher should have used: the pose dataset's own statistics
+    probs = predict(t.probe.forward, image_dataset(pose.paths, 64, t.spec.input_size, t.spec.channels, t.cache))
     targets = fills[(0, "emotion")]
     rows = targets.sum(1) > 0
     assert rows.mean() > 0.5
@@ -149,9 +152,9 @@ def test_plateau_lowers_the_learning_rate_then_stops():
     assert log[1][0] and log[3][1] == pytest.approx(1e-4) and log[5][2] and not log[4][2]
 
 
-def test_cosine_schedule_anneals_every_step(toy_root, tmp_path):
+def test_cosine_schedule_anneals_every_step(toy_root, tmp_path, monkeypatch):
     t = stl_trainer(toy_root, tmp_path, "--lr=0.01", "--lr_schedule=cosine", "--patience=1")
-    seen = record_at_checkpoints(t, lambda: float(np.array(t.model.optimizer.learning_rate)))
+    seen = record_at_checkpoints(monkeypatch, lambda: float(np.array(t.learner.optimizer.learning_rate)))
     t.fit()
     logged = [float(r["lr"]) for r in rows(t.run.path)]
     steps = -(-len(t.splits[0].train) // 32)
@@ -160,12 +163,12 @@ def test_cosine_schedule_anneals_every_step(toy_root, tmp_path):
     assert seen[1] == pytest.approx(0.005 * (1 + np.cos(np.pi * (1 + (steps - 1) / steps) / 2)), rel=1e-5)
 
 
-def test_two_stage_freezing_really_freezes_then_unfreezes(toy_root, tmp_path):
+def test_two_stage_freezing_really_freezes_then_unfreezes(toy_root, tmp_path, monkeypatch):
     t = stl_trainer(toy_root, tmp_path, "--is_freezing=True", "--no_freezing_epoch=1", "--patience=5")
-    seen = record_at_checkpoints(t, lambda: {w.path: np.array(w) for w in t.model.weights
-                                             if "stem_conv1" in w.path or "emotion_conv" in w.path})
+    seen = record_at_checkpoints(monkeypatch, lambda: {w.path: np.array(w) for w in t.net.weights
+                                                       if "stem_conv1" in w.path or "emotion_conv" in w.path})
     t.setup()
-    start = {w.path: np.array(w) for w in t.model.weights}
+    start = {w.path: np.array(w) for w in t.net.weights}
     t.setup = lambda resume=False: None  # keep the model whose start weights were recorded
     t.fit()
     trunk = next(k for k in seen[0] if "stem_conv1" in k)
@@ -198,8 +201,8 @@ def test_lel_ltn_trains_its_transfer_network_on_true_labels_and_fills_from_it(to
             f"--output_dir={tmp_path}", "--run_name=ltn"]
     t = Trainer(parse_config("CONFUSION_EP_multitask", argv))
     t.fit()
-    assert {"emotion_ltn_prediction", "pose_ltn_prediction"} <= set(t.model.output_names)
-    assert t.model.get_layer("label_embedding").table.shape == (12, 16)
+    assert {"emotion_ltn_prediction", "pose_ltn_prediction"} <= set(t.net.output_names)
+    assert t.net.get_layer("label_embedding").table.shape == (12, 16)
     metrics = rows(t.run.path)
     assert float(metrics[1]["pseudo_pose_selected_share"]) > 0 and "train_pose_ltn_prediction_loss" in metrics[1]
     paths, targets, _, _ = t.epoch_data(1)  # the transfer network never learns from filled rows

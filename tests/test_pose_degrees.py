@@ -8,8 +8,9 @@ import pytest
 
 from utils.datasets import DataError, load_table
 from utils.kinds import KINDS, kind_of
-from utils.pseudo_labels import AGREEMENT_DEGREES, PseudoConfig, angle_targets
-from utils.targets import DEGREE_UNIT, degree_rows
+from utils.missing import FillInputs, strategy_for
+from utils.pseudo_labels import PseudoConfig
+from utils.targets import degree_rows
 from utils.tasks import dataset_info, flip_permutations
 
 
@@ -33,15 +34,17 @@ def test_degree_rows_carry_the_weight_and_mask_missing_angles():
 
 
 def test_angle_loss_is_the_weighted_mae_in_degree_units():
-    from utils.losses import MaskedAngleError, masked_degrees_l1
+    from utils.losses import MaskedValueError, loss_for
+
+    loss = loss_for(KINDS["degrees"])
 
     y = np.array([[10.0, 0.0, 1.0], [-20.0, 5.0, 0.5], [0.0, 0.0, 0.0]], np.float32)
     p = np.array([[13.0, -1.0], [-20.0, 15.0], [90.0, 90.0]], np.float32)
     # row 0: mean |err| 2 at weight 1; row 1: 5 at weight 0.5; row 2 has no label
-    expected = (2.0 * 1.0 + 5.0 * 0.5) / 2 / DEGREE_UNIT
-    assert float(masked_degrees_l1(y, p)) == pytest.approx(expected, rel=1e-6)
-    assert float(masked_degrees_l1(np.zeros_like(y), p)) == 0.0
-    metric = MaskedAngleError()
+    expected = (2.0 * 1.0 + 5.0 * 0.5) / 2 / 30.0  # in units of 30 degrees
+    assert float(loss(y, p)) == pytest.approx(expected, rel=1e-6)
+    assert float(loss(np.zeros_like(y), p)) == 0.0
+    metric = MaskedValueError()
     metric.update_state(y, p)
     assert float(metric.result()) == pytest.approx((2.0 + 5.0) / 2)
 
@@ -66,14 +69,22 @@ def test_angle_pseudo_labels_average_the_mirror_and_weight_by_agreement():
     values = np.array([[20.0, 4.0], [10.0, 0.0], [-40.0, 2.0]])
     mirrored = np.array([[-20.0, 4.0], [30.0, 0.0], [40.0, 12.0]])  # the mirror image's yaw has the other sign
     cfg = PseudoConfig(is_pesudo=True, is_pesudo_confidence=True, selection_threshold=0.5, distill_unselected=False)
-    r = angle_targets(cfg, values, mirrored, signs=[-1.0, 1.0])
+
+    def fill(cfg):
+        x = FillInputs("pose", KINDS["degrees"], 2, values, values, mirrored=mirrored, flip_signs=(-1.0, 1.0))
+        return strategy_for(cfg).fill(x)
+
+    assert strategy_for(cfg).needs({KINDS["degrees"]}) == {"mirror"}
+    r = fill(cfg)
     gaps = np.array([0.0, (40 + 0) / 2, (0 + 10) / 2])  # mean |a(x) - s * a(flip x)| over the two angles
-    w = np.exp(-gaps / AGREEMENT_DEGREES)
+    w = np.exp(-gaps / KINDS["degrees"].agreement)
     np.testing.assert_allclose(r.weights, w / w.max(), rtol=1e-6)
-    np.testing.assert_allclose(r.targets[:, :2], [[20, 4], [-10, 0], [-40, 7]])
     assert r.selected.tolist() == [True, False, True]  # the 0.5 quantile of the weights
+    np.testing.assert_allclose(r.targets[:, :2], [[20, 4], [0, 0], [-40, 7]])  # the rejected row is masked
     np.testing.assert_allclose(r.targets[:, 2], np.where(r.selected, r.weights, 0.0), rtol=1e-6)
-    distilled = angle_targets(PseudoConfig(is_distilled=True), values)
+    kept = fill(PseudoConfig(is_pesudo=True, is_pesudo_confidence=True, selection_threshold=0.5))
+    np.testing.assert_allclose(kept.targets[1], [-10, 0, kept.weights[1]], rtol=1e-6)  # rejected: own value, weight
+    distilled = fill(PseudoConfig(is_distilled=True))
     np.testing.assert_array_equal(distilled.targets, degree_rows(values))
 
 
@@ -114,7 +125,7 @@ def test_a_degrees_run_reports_mae_per_angle_and_yaw_bins(toy_root, tmp_path):
     metrics = pd.read_csv(run / "metrics.csv")
     assert "val_pose_mae_yaw" in metrics and "pseudo_pose_mirror_gap_degrees" in metrics  # the flip agreement
     cfg = json.loads((run / "config.json").read_text())
-    assert cfg["class_names"]["pose"] == ["yaw"] and cfg["model_spec"]["regression"] == ["pose"]
+    assert cfg["class_names"]["pose"] == ["yaw"] and cfg["model_spec"]["regression"] == {"pose": 30.0}
     write_report(collect(find_runs([tmp_path])), tmp_path / "report")
     md = (tmp_path / "report" / "results.md").read_text()
     assert "pose (MAE, degrees)" in md and "(pose in degrees)" in md

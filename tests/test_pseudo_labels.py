@@ -3,13 +3,24 @@ import numpy as np
 import pytest
 from scipy.optimize import linprog
 
+from utils import kinds
 from utils import pseudo_labels as pl
-from utils.pseudo_labels import PseudoConfig, build_targets
+from utils.kinds import KINDS
+from utils.missing import FillInputs, strategy_for
+from utils.pseudo_labels import PseudoConfig
+
+
+def build_targets(cfg, logits, probs=None, feat_u=None, feat_l=None, oracle=None):
+    """The targets the configured strategy fills for a classification task (None: naive)."""
+    logits = np.asarray(logits, np.float64)
+    probs = kinds.softmax(logits) if probs is None else np.asarray(probs)
+    x = FillInputs("emotion", KINDS["classes"], logits.shape[1], logits, probs, feat_u, feat_l, oracle=oracle)
+    return strategy_for(cfg).fill(x)
 
 
 def test_distillation_is_per_row_and_stable():
     z = np.array([[1000.0, 999.0, 0.0], [0.0, 0.0, 0.0]])
-    d = pl.softmax(z, t=2.0)
+    d = kinds.softmax(z, t=2.0)
     np.testing.assert_allclose(d.sum(1), 1.0, rtol=1e-6)
     e = np.exp(np.array([0.0, -0.5, -500.0]))
     np.testing.assert_allclose(d[0], e / e.sum(), rtol=1e-6, atol=1e-12)
@@ -18,7 +29,7 @@ def test_distillation_is_per_row_and_stable():
 
 def test_parity_softmax_sums_to_one_over_the_whole_matrix():
     z = np.random.default_rng(0).normal(size=(6, 4))
-    assert abs(pl.global_softmax(z, 2).sum() - 1.0) < 1e-6
+    assert abs(kinds.global_softmax(z, 2).sum() - 1.0) < 1e-6
 
 
 def test_quantile_selection_keeps_ties_and_everything_at_q0():
@@ -52,12 +63,12 @@ def test_unselected_rows_can_keep_distilled_knowledge():
 
 def test_interpolation_rows_sum_to_one_and_follow_the_formula():
     logits = np.random.default_rng(1).normal(size=(5, 3))
-    probs = pl.softmax(logits)
+    probs = kinds.softmax(logits)
     cfg = PseudoConfig(is_pesudo=True, is_interpolation=True, is_pesudo_confidence=True, distill_t=2.0,
                        interpolation_weights=0.25)
     r = build_targets(cfg, logits, probs)
     w = 0.75 * probs.max(1) / probs.max(1).max()
-    expected = w[:, None] * np.eye(3)[probs.argmax(1)] + (1 - w)[:, None] * pl.softmax(logits, 2.0)
+    expected = w[:, None] * np.eye(3)[probs.argmax(1)] + (1 - w)[:, None] * kinds.softmax(logits, 2.0)
     np.testing.assert_allclose(r.targets, expected, rtol=1e-5)
     np.testing.assert_allclose(r.targets.sum(1), 1.0, rtol=1e-5)
 
@@ -66,15 +77,15 @@ def test_modes_naive_distilled_pure():
     logits = np.array([[2.0, 0.0], [0.0, 1.0]])
     assert build_targets(PseudoConfig(is_naive=True, is_pesudo=True), logits) is None
     d = build_targets(PseudoConfig(is_distilled=True, distill_t=4.0), logits)
-    np.testing.assert_allclose(d.targets, pl.softmax(logits, 4.0))
+    np.testing.assert_allclose(d.targets, kinds.softmax(logits, 4.0))
     pure = build_targets(PseudoConfig(is_pesudo=True, distill_t=1.0), logits)
-    np.testing.assert_allclose(pure.targets[0], 0.5 * np.array([1, 0]) + 0.5 * pl.softmax(logits)[0], rtol=1e-6)
+    np.testing.assert_allclose(pure.targets[0], 0.5 * np.array([1, 0]) + 0.5 * kinds.softmax(logits)[0], rtol=1e-6)
 
 
 def test_weights_combine_as_a_product():
     rng = np.random.default_rng(2)
     feats, logits = rng.normal(size=(60, 4)), rng.normal(size=(60, 3))
-    probs = pl.softmax(logits)
+    probs = kinds.softmax(logits)
     base = dict(is_pesudo=True, is_interpolation=True, seed=3)
     conf = build_targets(PseudoConfig(**base, is_pesudo_confidence=True), logits, probs, feats, feats).weights
     dens = build_targets(PseudoConfig(**base, is_pesudo_density=True), logits, probs, feats, feats).weights
@@ -202,12 +213,11 @@ def test_sampled_density_ranks_points_like_the_exact_count():
 
 def test_pseudo_label_keeps_confident_rows_as_one_hot_and_masks_the_rest():
     from utils.cli import parse_config
-    from utils.missing import FillInputs, strategy_for
 
     cfg = parse_config("ALTERNATIVE_EP", ["--missing=pseudo_label", "--pl_threshold=0.8"])
     assert cfg.pseudo.options == {"pl_threshold": 0.8} and cfg.method_name() == "Pseudo-Label t=0.8"
     probs = np.array([[0.9, 0.1, 0.0], [0.5, 0.3, 0.2], [0.05, 0.15, 0.8]], np.float32)
-    x = FillInputs("emotion", "classes", 3, np.log(probs + 1e-8), probs, oracle=np.array([0, 0, 1]))
+    x = FillInputs("emotion", KINDS["classes"], 3, np.log(probs + 1e-8), probs, oracle=np.array([0, 0, 1]))
     r = strategy_for(cfg.pseudo).fill(x)
     np.testing.assert_array_equal(r.targets, [[1, 0, 0], [0, 0, 0], [0, 0, 1]])
     assert r.selected.tolist() == [True, False, True] and r.stats["oracle_acc_selected"] == 0.5

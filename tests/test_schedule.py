@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 
 from utils.engine import Budget, Schedule
-from utils.engine.batchnorm import BatchNormStats, dataset_stats, pooled, update_dataset_stats
+from utils.engine.batchnorm import BatchNormStats, pooled
+from utils.engine.heads import make_heads
 from utils.engine.teacher import Teacher
+from utils.tasks import AGE_YEARS, EMOTION7, POSE5
 
 
 def test_rounds_give_joint_and_alternating_runs_the_same_passes_and_steps():
@@ -80,9 +82,9 @@ def test_the_teacher_gate_opens_once_a_task_beats_chance_by_the_margin():
     from utils.missing import strategy_for
     from utils.pseudo_labels import PseudoConfig
 
-    cfg = SimpleNamespace(mode="alternating", teacher_margin=0.1)
-    teacher = Teacher(SimpleNamespace(cfg=cfg, classes={"emotion": 7, "pose": 5, "age": 101},
-                                      mae_of_mean={"age": 10.0}, missing=strategy_for(PseudoConfig(is_pesudo=True))))
+    heads = make_heads({"emotion": EMOTION7, "pose": POSE5, "age": AGE_YEARS}, {}, "auto", "mini_xception")
+    teacher = Teacher(strategy_for(PseudoConfig(is_pesudo=True)), heads, [], None, margin=0.1, warmup=1, seed=1,
+                      mae_of_mean={"age": 10.0})
     teacher.update_gate({"emotion": {"balanced_acc": 0.2}, "pose": {"balanced_acc": 0.29},
                          "age": {"balanced_acc": 0.0, "mae": 9.5}}, epoch=0)
     assert teacher.passed == {}  # 0.057, 0.09 and 5 % above chance
@@ -105,16 +107,16 @@ def test_alternating_run_estimates_each_datasets_statistics(mode, toy_root, tmp_
     t = Trainer(cfg)
     t.fit()
     assert t.cfg.bn_stats == mode and t.schedule.epochs == 3 and cfg.run_name is None  # given config untouched
-    update_dataset_stats(t, 2)
+    t.probe.refresh(mode)
     if mode == "mixed":
-        assert t.bn_dataset is None
+        assert t.probe.per_dataset is None
         return
-    emo, pose = t.bn_dataset
+    emo, pose = t.probe.per_dataset
     assert not np.allclose(emo[0][0], pose[0][0])  # the two synthetic styles normalise differently
-    for (m, v), (m_mix, v_mix) in zip(pooled([emo, pose]), t.bn.get()):
+    for (m, v), (m_mix, v_mix) in zip(pooled([emo, pose]), t.probe.bn.get()):
         np.testing.assert_allclose(m, m_mix, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(v, v_mix, rtol=1e-4, atol=1e-6)
-    assert dataset_stats(t, t.splits[1].valid) is pose
+    assert t.probe.statistics_for(t.splits[1].valid) is pose
     import json
 
     from utils.evaluate import evaluate, load_model_and_config

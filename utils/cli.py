@@ -17,6 +17,7 @@ from models.registry import BACKBONES
 from utils.engine.config import RunConfig
 from utils.pseudo_labels import PseudoConfig
 from utils.registries import MISSING_TASKS, WEIGHTINGS
+from utils.tasks import TASK_SPECS, TASK_TYPE_CODES, TASKS
 
 RUN_DEFAULTS = {f.name: f.default for f in fields(RunConfig)}  # the defaults live in RunConfig only
 PSEUDO_DEFAULTS = {f.name: f.default for f in fields(PseudoConfig)}  # ... and in PseudoConfig
@@ -34,25 +35,27 @@ def strategy_flags() -> list:
     return out
 
 
-DATASET_SLOTS = {  # flag -> tasks the dataset given to it labels
-    "dataset_emotion": ("emotion",),
-    "dataset_pose": ("pose",),
-    "dataset_gender_age": ("gender", "age"),
-    "dataset_age": ("age",),
-    "dataset_gender": ("gender",),
-}
-LOSS_WEIGHT_FLAGS = {"emotion": "E_loss_weights", "pose": "P_loss_weights", "gender": "G_loss_weights",
-                     "age": "A_loss_weights"}
+# flag -> tasks the dataset given to it labels: one per task, and the seed lines' gender + age slot
+DATASET_SLOTS = {**{f"dataset_{t}": (t,) for t in TASKS}, "dataset_gender_age": ("gender", "age")}
+LOSS_WEIGHT_FLAGS = {t.name: t.weight_flag for t in TASK_SPECS.values()}
+NO_DATASET = "none"  # --dataset_<task>=none drops a script's default dataset
 
 
 @dataclass
 class ScriptSpec:
     mode: str  # stl | joint | alternating
-    slots: dict = field(default_factory=dict)  # dataset flag -> default dataset
+    slots: dict = field(default_factory=dict)  # dataset flag -> default dataset (``none`` drops it)
     defaults: dict = field(default_factory=dict)
     manifold: bool = False
     help: str = ""
-    optional_slots: tuple = ()  # dataset flags that are off unless given
+
+    @property
+    def optional_slots(self) -> tuple:
+        """Every other one-task dataset flag: off unless given (a multi-task script takes any task)."""
+        if self.mode == "stl":
+            return ()
+        covered = {t for slot in self.slots for t in DATASET_SLOTS[slot]}
+        return tuple(f"dataset_{t}" for t in TASKS if t not in covered)
 
 
 SCRIPTS = {
@@ -71,7 +74,7 @@ SCRIPTS = {
         "alternating", {"dataset_emotion": "ferplus", "dataset_gender_age": "adience"},
         dict(model="mini_xception", patience=10, E_loss_weights=5.0, G_loss_weights=1.0, A_loss_weights=1.0),
         help="Alternating emotion + gender/age training (MTL-SA and baselines); add --dataset_pose to "
-             "alternate over a pose dataset too.", optional_slots=("dataset_pose",)),
+             "alternate over a pose dataset too."),
     "CONFUSION_EP_multitask": ScriptSpec(
         "joint", {"dataset_emotion": "ferplus", "dataset_pose": "aflw"},
         dict(model="mini_xception", patience=10, E_loss_weights=5.0, P_loss_weights=1.0),
@@ -116,13 +119,13 @@ def build_parser(script: str) -> argparse.ArgumentParser:
     g = p.add_argument_group("data")
     if spec.mode == "stl":
         g.add_argument("--dataset", default="imdb", help="dataset name (data/db/<name>_cleaned.csv) or a .csv path")
-        g.add_argument("--task_type", type=int, default=10, choices=(0, 1, 5, 10, 13),
-                       help="0 emotion, 1 age, 5 pose, 10 gender (13 = gender, the reference's help text)")
-        g.add_argument("--task", choices=("emotion", "pose", "gender", "age"), default=None,
-                       help="task by name (overrides --task_type)")
+        g.add_argument("--task_type", type=int, default=10, choices=tuple(TASK_TYPE_CODES),
+                       help=", ".join(f"{c} {t}" for c, t in TASK_TYPE_CODES.items() if c != 13)
+                       + " (13 = gender, the reference's help text)")
+        g.add_argument("--task", choices=TASKS, default=None, help="task by name (overrides --task_type)")
     for slot, default in spec.slots.items():
         g.add_argument(f"--{slot}", default=default,
-                       help=f"dataset labelling {'+'.join(DATASET_SLOTS[slot])}")
+                       help=f"dataset labelling {'+'.join(DATASET_SLOTS[slot])} ({NO_DATASET}: leave it out)")
     for slot in spec.optional_slots:
         g.add_argument(f"--{slot}", default=None,
                        help=f"optional extra dataset labelling {'+'.join(DATASET_SLOTS[slot])}")
@@ -181,7 +184,10 @@ def build_parser(script: str) -> argparse.ArgumentParser:
                    help="epochs without improvement before the learning rate drops 10x")
     g.add_argument("--early_stopping_patience", type=int, default=RUN_DEFAULTS["early_stopping_patience"],
                    help="default: 2 x patience")
-    g.add_argument("--monitor", default=RUN_DEFAULTS["monitor"], choices=("val_loss", "val_acc"))
+    g.add_argument("--monitor", default=RUN_DEFAULTS["monitor"], choices=("val_loss", "val_acc", "val_score"),
+                   help="what picks the best checkpoint and drives the plateau: the summed validation loss, the "
+                        "mean accuracy, or the mean skill over tasks (0 at chance, 1 perfect: every task weighs "
+                        "the same whatever its loss scale)")
     _bool(g, "is_augmentation", help="rotation +-10, shift 10%%, horizontal flip")
     _bool(g, "is_dropout", help="Dropout(0.5) after the shared layer and in each head")
     _bool(g, "is_bn", help="BatchNormalization in the shared layer and heads")
@@ -303,7 +309,7 @@ def unknown_flag_message(token: str, parser: argparse.ArgumentParser) -> str:
 def single_task_of(dataset: str, data_dir: str | None):
     """The one task a dataset labels (registry, or the columns of its CSV), else None."""
     from utils.datasets import csv_path_for
-    from utils.tasks import DATASETS, TASKS, canonical_name
+    from utils.tasks import DATASETS, canonical_name
 
     name = canonical_name(dataset)
     if name in DATASETS:
@@ -342,7 +348,8 @@ def check_method_flags(a, given: set, spec: ScriptSpec, parser: argparse.Argumen
                 problems.append(f"--{flag}=True refines pseudo labels and needs --is_pesudo=True")
         problems += strategy_flag_problems(a, given)
         strategy = chosen_strategy(a)
-        if strategy == "lel_ltn" and (a.weighting != "fixed" or a.distribute == "multiworker"):
+        fixed = a.weighting == RUN_DEFAULTS["weighting"]
+        if strategy == "lel_ltn" and (not fixed or a.distribute == "multiworker"):
             problems.append("LEL-LTN trains its transfer network with the compiled losses: use "
                             "--weighting=fixed and no --distribute=multiworker")
         if a.pose_kind == "degrees" and strategy in ("lel_ltn", "dcn_ap"):
@@ -352,7 +359,7 @@ def check_method_flags(a, given: set, spec: ScriptSpec, parser: argparse.Argumen
             problems.append("--is_MRF=True and --is_LTN=True are two different methods (DCN-AP, LEL-LTN)")
         if a.is_pesudo_distribution and a.cluster_k < 1:
             problems.append(f"--cluster_k={a.cluster_k}: the distribution weight needs at least 1 GMM component")
-        if a.weighting != "fixed" and (a.distribute == "multiworker" or a.mixed_precision):
+        if not fixed and (a.distribute == "multiworker" or a.mixed_precision):
             problems.append(f"--weighting={a.weighting} does not run with --distribute=multiworker or "
                             f"--mixed_precision (use --weighting=fixed)")
         uses_t = strategy == "distilled" or (strategy != "naive" and (a.is_interpolation or a.distill_unselected))
@@ -406,7 +413,7 @@ def parse_command(script: str, argv: list | None = None):
 
 def parse_flags(script: str, argv: list | None = None):
     """``(RunConfig, resume run folder or None, destinations of the flags written on the line)``."""
-    from utils.tasks import TASK_TYPE_CODES, canonical_name
+    from utils.tasks import canonical_name
 
     spec = SCRIPTS[script]
     parser = build_parser(script)
@@ -431,12 +438,14 @@ def parse_flags(script: str, argv: list | None = None):
                       file=sys.stderr)
                 task = only
         datasets = [[canonical_name(a.dataset), [task]]]
-        loss_weights, pseudo, regularization, warmup, plot_pseudo = {}, PseudoConfig(seed=a.seed), {}, 0, False
-        weighting, weighting_lr, teacher_margin = (RUN_DEFAULTS[k] for k in ("weighting", "weighting_lr",
-                                                                             "teacher_margin"))
+        fields = dict(loss_weights={}, pseudo=PseudoConfig(seed=a.seed), regularization={}, warmup_epochs=0)
     else:
         datasets = [[canonical_name(getattr(a, slot)), list(DATASET_SLOTS[slot])]
-                    for slot in (*spec.slots, *spec.optional_slots) if getattr(a, slot)]
+                    for slot in (*spec.slots, *spec.optional_slots)
+                    if getattr(a, slot) and getattr(a, slot).lower() != NO_DATASET]
+        if len(datasets) < 2:
+            parser.error(f"a multi-task run needs at least two datasets; got {len(datasets)} "
+                         f"(--dataset_<task>={NO_DATASET} leaves a default one out)")
         loss_weights = {t: getattr(a, LOSS_WEIGHT_FLAGS[t]) for _, ts in datasets for t in ts}
         values = {f.field or f.name: getattr(a, f.name) for f in strategy_flags()}
         values["cluster_k"] = max(1, values["cluster_k"])  # the seed lines' cluster_k=0: inert there
@@ -454,27 +463,15 @@ def parse_flags(script: str, argv: list | None = None):
             if on and w > 0}
         if regularization:
             regularization["sigma"] = a.manifold_sigma
-        warmup, plot_pseudo = a.warmup_epochs, a.plot_pseudo
-        weighting, weighting_lr, teacher_margin = a.weighting, a.weighting_lr, a.teacher_margin
-    weights = a.weights or ("pretrained" if a.model == "vggFace" else "none")
+        fields = dict(loss_weights=loss_weights, pseudo=pseudo, regularization=regularization)
     if a.vggface_weights:
-        weights = a.vggface_weights
+        a.weights = a.vggface_weights
+    a.weights = a.weights or ("pretrained" if a.model == "vggFace" else "none")
     if a.epoch < 1 or a.batch_size < 1 or (a.rounds is not None and a.rounds < 1):
         parser.error("--epoch, --rounds and --batch_size must be positive")
-    return RunConfig(
-        script=script, mode=spec.mode, datasets=datasets, model=a.model, epoch=a.epoch, rounds=a.rounds,
-        batch_size=a.batch_size, lr=a.lr, is_augmentation=a.is_augmentation, is_dropout=a.is_dropout, is_bn=a.is_bn,
-        weights_decay=a.weights_decay, is_freezing=a.is_freezing, no_freezing_epoch=a.no_freezing_epoch,
-        loss_weights=loss_weights, pseudo=pseudo, warmup_epochs=warmup, regularization=regularization,
-        cross_stitch=a.cross_stitch, bn_stats=a.bn_stats, lr_schedule=a.lr_schedule, patience=a.patience,
-        early_stopping_patience=a.early_stopping_patience,
-        monitor=a.monitor, n_splits=a.n_splits, fold=a.fold, val_fraction=a.val_fraction, seed=a.seed,
-        data_dir=a.data_dir, output_dir=a.output_dir, run_name=a.run_name, weights=weights,
-        input_size=a.input_size, limit=a.limit, train_limit=a.train_limit, cache_mb=a.cache_mb, disk_cache=a.disk_cache,
-        image_check=a.image_check, skip_bad_images=a.skip_bad_images, weighting=weighting, weighting_lr=weighting_lr,
-        distribute=a.distribute, mixed_precision=a.mixed_precision, jit=a.jit, age_kind=a.age_kind,
-        pose_kind=a.pose_kind, age_sigma=a.age_sigma, age_loss=a.age_loss, plot_pseudo=plot_pseudo,
-        teacher_margin=teacher_margin), a.resume, given
+    # every other RunConfig field is the flag of the same name (scripts without it keep the default)
+    fields.update({f: getattr(a, f) for f in RUN_DEFAULTS if f not in fields and hasattr(a, f)})
+    return RunConfig(script=script, mode=spec.mode, datasets=datasets, **fields), a.resume, given
 
 
 def ensure_toy_data(cfg) -> None:

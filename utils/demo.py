@@ -16,9 +16,9 @@ import numpy as np
 
 from utils.faces import Face, face_crop
 from utils.kinds import expected_value, kind_of
-from utils.tasks import ANGLES, DEFAULT_VOCAB, EMOTION_FERPLUS
+from utils.tasks import ANGLES, DEFAULT_VOCAB, EMOTION_FERPLUS, TASK_SPECS
 
-TASK_COLOURS = {"emotion": (255, 80, 80), "pose": (255, 220, 0), "gender": (80, 220, 80), "age": (90, 160, 255)}
+TASK_COLOURS = {t.name: t.colour for t in TASK_SPECS.values()}  # in the tasks' order
 
 
 class DemoError(Exception):

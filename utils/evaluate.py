@@ -90,7 +90,7 @@ def evaluate(net, config: dict, dataset: str, split: str = "test", tasks=None, d
         if len(table.info.vocab[t]) != heads[t]:
             raise DataError(f"'{t}': the model has {heads[t]} classes, dataset '{table.name}' "
                             f"{len(table.info.vocab[t])} ({', '.join(map(str, table.info.vocab[t]))[:80]})")
-    from utils.engine.config import limited
+    from utils.engine.data import limited
 
     own = table.name in {n for n, _ in config.get("datasets", [])}  # the run's own --limit subsets
     seed = config.get("seed", 1)

@@ -1,4 +1,4 @@
-"""Masked losses and metrics for disjoint datasets.
+"""Masked losses and training metrics for disjoint datasets, one per task kind (``utils/kinds.py``).
 
 A target row of all zeros means "no label for this task" (disjoint datasets: each row labels only
 its dataset's tasks). Rows may also be soft (distilled) or scaled (``w * onehot`` pseudo labels);
@@ -11,9 +11,12 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from utils.targets import DEGREE_UNIT
-
 EPS = 1e-7
+
+
+def labelled_rows(y_true):
+    """1.0 for the rows that carry a target (any non-zero entry), 0.0 for masked rows."""
+    return ops.cast(ops.any(ops.not_equal(y_true, 0.0), axis=-1), "float32")
 
 
 @keras.saving.register_keras_serializable("epga")
@@ -21,7 +24,7 @@ def masked_cce(y_true, y_pred):
     """Mean cross-entropy over rows with a non-zero target; a scalar, 0 when no row is labelled."""
     y_true = ops.cast(y_true, "float32")
     y_pred = ops.cast(y_pred, "float32")
-    mask = ops.cast(ops.any(ops.not_equal(y_true, 0.0), axis=-1), "float32")
+    mask = labelled_rows(y_true)
     probs = ops.clip(y_pred / ops.sum(y_pred, axis=-1, keepdims=True), EPS, 1.0 - EPS)
     ce = -ops.sum(y_true * ops.log(probs), axis=-1)
     return ops.sum(ce * mask) / ops.maximum(ops.sum(mask), 1.0)
@@ -35,30 +38,41 @@ def masked_expectation_l1(y_true, y_pred):
     """
     y_true = ops.cast(y_true, "float32")
     y_pred = ops.cast(y_pred, "float32")
-    mask = ops.cast(ops.any(ops.not_equal(y_true, 0.0), axis=-1), "float32")
+    mask = labelled_rows(y_true)
     bins = ops.cast(ops.arange(ops.shape(y_true)[-1]), "float32")
     target = ops.sum(y_true * bins, -1) / ops.maximum(ops.sum(y_true, -1), EPS)
     pred = ops.sum(y_pred * bins, -1) / ops.maximum(ops.sum(y_pred, -1), EPS)
     return ops.sum(ops.abs(pred - target) * mask) / ops.maximum(ops.sum(mask), 1.0)
 
 
-@keras.saving.register_keras_serializable("epga")
-def masked_degrees_l1(y_true, y_pred):
-    """Weighted mean absolute angle error (in ``DEGREE_UNIT``) over the rows with a non-zero weight.
+class MaskedValueL1:
+    """Weighted mean absolute error of regressed values, in units of ``scale``, over the rows with a
+    non-zero weight.
 
-    ``y_true`` rows are ``[angles..., w]`` (``utils/targets.py``); ``y_pred`` the angles in degrees.
-    A row of weight ``w`` contributes ``w * |error|`` and counts once, as a ``w * onehot`` row does in
-    ``masked_cce``; a batch without such rows contributes 0.
+    ``y_true`` rows are ``[values..., w]`` (``utils/targets.py``). A row of weight ``w`` contributes
+    ``w * |error|`` and counts once, as a ``w * onehot`` row does in ``masked_cce``; a batch without
+    such rows contributes 0.
     """
-    y_true = ops.cast(y_true, "float32")
-    y_pred = ops.cast(y_pred, "float32")
-    w = y_true[:, -1]
-    mask = ops.cast(ops.greater(w, 0.0), "float32")
-    err = ops.mean(ops.abs(y_pred - y_true[:, :-1]), axis=-1) / DEGREE_UNIT
-    return ops.sum(err * w * mask) / ops.maximum(ops.sum(mask), 1.0)
+
+    def __init__(self, scale: float):
+        self.scale = float(scale)
+        self.__name__ = "masked_value_l1"
+
+    def __call__(self, y_true, y_pred):
+        y_true = ops.cast(y_true, "float32")
+        y_pred = ops.cast(y_pred, "float32")
+        w = y_true[:, -1]
+        mask = ops.cast(ops.greater(w, 0.0), "float32")
+        err = ops.mean(ops.abs(y_pred - y_true[:, :-1]), axis=-1) / self.scale
+        return ops.sum(err * w * mask) / ops.maximum(ops.sum(mask), 1.0)
 
 
-LOSSES = {"ce": masked_cce, "l1": masked_expectation_l1, "degrees": masked_degrees_l1}
+def loss_for(kind, expectation_l1: bool = False):
+    """The masked loss a task of ``kind`` trains with: cross-entropy for classes, the expected value's L1
+    for years when asked (``--age_loss l1``, SSR-Net), the weighted L1 for regressed values."""
+    if kind.regression:
+        return MaskedValueL1(kind.scale)
+    return masked_expectation_l1 if expectation_l1 else masked_cce
 
 
 @keras.saving.register_keras_serializable("epga")
@@ -75,7 +89,7 @@ class MaskedAccuracy(keras.metrics.Metric):
         self.count = self.add_variable(shape=(), initializer="zeros", name="count")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        mask = ops.cast(ops.any(ops.not_equal(y_true, 0.0), axis=-1), "float32")
+        mask = labelled_rows(y_true)
         hit = ops.cast(ops.equal(ops.argmax(y_true, -1), ops.argmax(y_pred, -1)), "float32")
         self.correct.assign(self.correct + ops.sum(hit * mask))
         self.count.assign(self.count + ops.sum(mask))
@@ -89,8 +103,8 @@ class MaskedAccuracy(keras.metrics.Metric):
 
 
 @keras.saving.register_keras_serializable("epga")
-class MaskedAngleError(MaskedAccuracy):
-    """Mean absolute angle error in degrees (over the angles) of the rows with a non-zero weight."""
+class MaskedValueError(MaskedAccuracy):
+    """Mean absolute error of regressed values (over the values) of the rows with a non-zero weight."""
 
     def __init__(self, name="mae", **kwargs):
         super().__init__(name=name, **kwargs)
@@ -100,3 +114,8 @@ class MaskedAngleError(MaskedAccuracy):
         err = ops.mean(ops.abs(ops.cast(y_pred, "float32") - ops.cast(y_true[:, :-1], "float32")), axis=-1)
         self.correct.assign(self.correct + ops.sum(err * mask))
         self.count.assign(self.count + ops.sum(mask))
+
+
+def metric_for(kind, name: str):
+    """The training metric of a task of ``kind``, named ``name`` in the history."""
+    return MaskedValueError(name=name) if kind.metric == "mae" else MaskedAccuracy(name=name)

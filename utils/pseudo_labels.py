@@ -1,7 +1,8 @@
 """Selective pseudo labels for the task a dataset does not label (MTL-SA, arXiv 2003.06746, sec. 3.2-3.3).
 
 Given the teacher's (the model before the epoch) logits, probabilities and features on the unlabelled
-set U, and features on the labelled set L, ``build_targets`` returns one target row per sample of U:
+set U, and features on the labelled set L, ``selective_targets`` returns one target row per sample of U
+(the forms below are those of classes; each task kind, ``utils/kinds.py``, gives its own):
 
 * distilled labels ``D = softmax(z / T)`` per row (the reference normalised over the whole matrix);
 * weights = product of the enabled factors: confidence (max probability), local density within the
@@ -19,8 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from utils.targets import onehot
 
 
 @dataclass
@@ -75,26 +74,11 @@ class PseudoConfig:
 
 @dataclass
 class PseudoResult:
-    targets: np.ndarray  # (N_U, C) rows fed to the masked loss
-    pseudo: np.ndarray  # argmax pseudo label per row
+    targets: np.ndarray  # (N_U, width) rows fed to the masked loss
+    pseudo: np.ndarray  # the teacher's answer per row (class, year, or angles)
     weights: np.ndarray  # final per-row weight in [0, 1]
     selected: np.ndarray  # bool: row used as a pseudo label
     stats: dict = field(default_factory=dict)
-
-
-def softmax(logits: np.ndarray, t: float = 1.0) -> np.ndarray:
-    """Row-wise, max-subtracted softmax of ``logits / t``."""
-    z = np.asarray(logits, np.float64) / float(t)
-    z -= z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
-def global_softmax(logits: np.ndarray, t: float = 1.0) -> np.ndarray:
-    """The reference's softmax over the whole matrix (rows sum to ~1/N). Parity only."""
-    z = np.asarray(logits, np.float64) / float(t)
-    e = np.exp(z - z.max())
-    return (e / e.sum()).astype(np.float32)
 
 
 def _sq_norms(x):
@@ -240,121 +224,64 @@ def select(weights: np.ndarray, q: float) -> np.ndarray:
     return weights >= thr
 
 
-def build_targets(cfg: PseudoConfig, logits: np.ndarray, probs: np.ndarray | None = None,
-                  feat_unlabelled: np.ndarray | None = None, feat_labelled: np.ndarray | None = None,
-                  oracle: np.ndarray | None = None) -> PseudoResult | None:
-    """Target rows for the unlabelled set U of one task, by the flags' mode (None for naive)."""
-    if cfg.mode == "naive":
-        return None
-    if cfg.mode == "distilled":
-        return distilled_targets(cfg, logits, probs, oracle)
-    return selective_targets(cfg, logits, probs, feat_unlabelled, feat_labelled, oracle)
-
-
-def distilled_targets(cfg: PseudoConfig, logits: np.ndarray, probs: np.ndarray | None = None,
+def distilled_targets(cfg: PseudoConfig, kind, logits: np.ndarray, probs: np.ndarray,
                       oracle: np.ndarray | None = None) -> PseudoResult:
-    """Every row gets the distilled labels ``softmax(z / T)``."""
-    n = len(logits)
-    D = (global_softmax if cfg.parity_softmax else softmax)(logits, cfg.distill_t)
-    probs = softmax(logits) if probs is None else np.asarray(probs, np.float32)
-    return _with_stats(PseudoResult(D, probs.argmax(axis=1), np.ones(n), np.ones(n, bool)), oracle)
+    """Every row gets the distilled labels (``kind.distilled``: ``softmax(z / T)`` for classes)."""
+    values = kind.values(probs)
+    n = len(values)
+    rows = kind.distilled(logits, probs, cfg.distill_t, cfg.parity_softmax)
+    return with_stats(kind, PseudoResult(rows, values, np.ones(n), np.ones(n, bool)), oracle)
 
 
-def selective_targets(cfg: PseudoConfig, logits: np.ndarray, probs: np.ndarray | None = None,
+def selective_targets(cfg: PseudoConfig, kind, logits: np.ndarray, probs: np.ndarray,
                       feat_unlabelled: np.ndarray | None = None, feat_labelled: np.ndarray | None = None,
-                      oracle: np.ndarray | None = None) -> PseudoResult:
-    """MTL-SA: weighted, selected (hard) or interpolated (soft) pseudo labels (module docstring)."""
+                      oracle: np.ndarray | None = None, mirrored: np.ndarray | None = None,
+                      signs: tuple = ()) -> PseudoResult:
+    """MTL-SA: weighted, selected (hard) or interpolated (soft) pseudo labels (module docstring).
+
+    ``kind`` (``utils/kinds.py``) says what the teacher's answer is, its confidence (the top
+    probability for classes, the mass within 5 years for ages in years, the agreement with the mirror
+    image for angles), the groups density is measured in, and how answers, weights and distilled rows
+    become target rows.
+    """
     rng = np.random.default_rng(cfg.seed)
-    n, c = logits.shape
-    D = (global_softmax if cfg.parity_softmax else softmax)(logits, cfg.distill_t)
-    probs = softmax(logits) if probs is None else np.asarray(probs, np.float32)
-    pseudo = probs.argmax(axis=1)
-    factors = []
+    width = np.asarray(probs).shape[1]
+    D = kind.distilled(logits, probs, cfg.distill_t, cfg.parity_softmax)
+    values = kind.values(probs)
+    n = len(values)
+    factors, stats = [], {}
     if cfg.is_pesudo_confidence:
-        factors.append(probs.max(axis=1))
+        confidence, values = kind.confidence(probs, mirrored, signs or None)
+        factors.append(confidence)
+        stats = kind.confidence_stats(confidence) if mirrored is not None else {}
     if cfg.is_pesudo_density:
-        factors.append(local_density(feat_unlabelled, pseudo, cfg.density_t, rng))
+        factors.append(local_density(feat_unlabelled, kind.groups(values), cfg.density_t, rng))
     if cfg.is_pesudo_distribution:
         factors.append(distribution_weights(feat_labelled, feat_unlabelled, cfg.cluster_k, cfg.seed)[0])
-    hot = onehot(pseudo, c)
     if not factors:  # "pure" pseudo labels: half label, half distilled knowledge
-        result = PseudoResult(0.5 * hot + 0.5 * D, pseudo, np.full(n, 0.5), np.ones(n, bool))
-        return _with_stats(result, oracle)
+        half = np.full(n, 0.5)
+        return with_stats(kind, PseudoResult(kind.blend(values, half, D), values, half, np.ones(n, bool)), oracle)
     w = np.prod(factors, axis=0)
     w = w / w.max() if w.max() > 0 else np.ones(n)
     if cfg.is_interpolation:
         w_eff = (1.0 - cfg.interpolation_weights) * w
-        targets = w_eff[:, None] * hot + (1.0 - w_eff)[:, None] * D
-        result = PseudoResult(targets.astype(np.float32), pseudo, w_eff, np.ones(n, bool))
+        result = PseudoResult(kind.blend(values, w_eff, D), values, w_eff, np.ones(n, bool))
     else:
         keep = select(w, cfg.selection_threshold)
-        targets = np.where(keep[:, None], w[:, None] * hot, D if cfg.distill_unselected else 0.0)
-        result = PseudoResult(targets.astype(np.float32), pseudo, w, keep)
-    return _with_stats(result, oracle)
+        rest = kind.rejected(values, w, D) if cfg.distill_unselected else 0.0
+        targets = np.where(keep[:, None], kind.weighted(values, w, width), rest)
+        result = PseudoResult(targets.astype(np.float32), values, w, keep)
+    result.stats = stats
+    return with_stats(kind, result, oracle)
 
 
-AGREEMENT_DEGREES = 10.0  # angle pseudo labels: weight exp(-disagreement / 10 degrees) with the mirror image
-
-
-def angle_targets(cfg: PseudoConfig, values: np.ndarray, mirrored: np.ndarray | None = None,
-                  feat_unlabelled: np.ndarray | None = None, feat_labelled: np.ndarray | None = None,
-                  signs: np.ndarray | None = None, distilled: bool | None = None) -> PseudoResult | None:
-    """Pseudo labels for a task regressed in degrees (head-pose angles), rows ``[angles..., w]``.
-
-    A regression has no class probabilities, so the MTL-SA factors are read as follows (documented
-    in the README): *confidence* is the teacher's agreement with itself on the mirror image of the
-    face, ``exp(-mean |a(x) - s * a(flip x)| / AGREEMENT_DEGREES)`` with ``s`` the flip signs (yaw and
-    roll change sign), and the value is the mean of the two readings (test-time flip averaging);
-    *density* counts neighbours within the pseudo label's yaw bin; *distribution* is unchanged (GMM +
-    EMD on features). Distilled mode gives the teacher's angles at weight 1. Hard selection keeps the
-    rows whose weight reaches the ``selection_threshold`` quantile; the distilled form of an angle is
-    the angle itself, so rejected rows keep it at their own weight with ``distill_unselected`` and are
-    masked otherwise. Interpolation scales the weights by ``1 - lambda``.
-    """
-    from utils.targets import degree_rows
-    from utils.tasks import yaw_to_pose
-
-    if distilled is None:
-        if cfg.mode == "naive":
-            return None
-        distilled = cfg.mode == "distilled"
-    values = np.asarray(values, np.float32)
-    n = len(values)
-    pseudo = np.array([yaw_to_pose(v) for v in values[:, 0]], np.int64)  # yaw bin: density's classes
-    if distilled:
-        return PseudoResult(degree_rows(values), pseudo, np.ones(n), np.ones(n, bool), {"selected_share": 1.0})
-    factors, stats = [], {}
-    if cfg.is_pesudo_confidence and mirrored is not None:
-        corrected = np.asarray(mirrored, np.float32) * (1.0 if signs is None else np.asarray(signs, np.float32))
-        gap = np.abs(values - corrected).mean(1)
-        values = 0.5 * (values + corrected)
-        factors.append(np.exp(-gap / AGREEMENT_DEGREES))
-        stats["mirror_gap_degrees"] = float(gap.mean())
-    if cfg.is_pesudo_density:
-        factors.append(local_density(feat_unlabelled, pseudo, cfg.density_t, np.random.default_rng(cfg.seed)))
-    if cfg.is_pesudo_distribution:
-        factors.append(distribution_weights(feat_labelled, feat_unlabelled, cfg.cluster_k, cfg.seed)[0])
-    w = np.prod(factors, axis=0) if factors else np.full(n, 0.5)
-    w = w / w.max() if factors and w.max() > 0 else w
-    keep = np.ones(n, bool)
-    if cfg.is_interpolation:
-        w = (1.0 - cfg.interpolation_weights) * w
-    else:
-        keep = select(w, cfg.selection_threshold)
-    rows = degree_rows(values, np.where(keep | cfg.distill_unselected, w, 0.0))
-    stats.update({"selected_share": float(keep.mean()) if n else 0.0,
-                  "mean_weight": float(w[keep].mean()) if keep.any() else 0.0})
-    return PseudoResult(rows, pseudo, w, keep, stats)
-
-
-def _with_stats(result: PseudoResult, oracle: np.ndarray | None) -> PseudoResult:
+def with_stats(kind, result: PseudoResult, oracle: np.ndarray | None) -> PseudoResult:
+    """The share of selected rows, their mean weight and, where hidden true labels exist, the kind's
+    score of all, selected and rejected pseudo labels against them (``oracle_acc_*`` / ``oracle_mae_*``)."""
     sel = result.selected
     stats = {"selected_share": float(sel.mean()) if len(sel) else 0.0,
              "mean_weight": float(result.weights[sel].mean()) if sel.any() else 0.0}
-    if oracle is not None and (oracle >= 0).any():
-        known = oracle >= 0
-        hit = result.pseudo == oracle
-        for name, part in (("all", known), ("selected", sel & known), ("rejected", ~sel & known)):
-            stats[f"oracle_acc_{name}"] = float(hit[part].mean()) if part.any() else float("nan")
-    result.stats = stats
+    if oracle is not None:
+        stats.update(kind.oracle_stats(result.pseudo, oracle, sel))
+    result.stats = {**result.stats, **stats}
     return result

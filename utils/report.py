@@ -24,8 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from utils.kinds import kind_of  # noqa: E402  (after the path line: the file also runs as a script)
-
-TASK_ORDER = ("emotion", "pose", "gender", "age")
+from utils.tasks import TASKS  # noqa: E402
 
 
 def find_runs(paths) -> list:
@@ -80,7 +79,7 @@ def collect(runs: list) -> dict:
 def table(groups: dict) -> tuple:
     """Rows of (mean, std, n) per task: accuracy, or MAE for age in years and pose in degrees (then also
     one column per angle)."""
-    tasks = [t for t in TASK_ORDER if any(t in r["test"] for g in groups.values() for r in g)]
+    tasks = [t for t in TASKS if any(t in r["test"] for g in groups.values() for r in g)]
     metric = {t: "mae" if all("mae" in r["test"][t] for g in groups.values() for r in g if t in r["test"])
               else "acc" for t in tasks}
     rows = []

@@ -86,9 +86,9 @@ def atomic_link(src: Path, dst: Path) -> None:
             shutil.copyfile(src, tmp)
 
 
-def atomic_save_npz(path: Path, arrays: list) -> None:
+def atomic_save_npz(path: Path, arrays: dict) -> None:
     with _temporary(path, ".tmp.npz") as tmp:
-        np.savez(tmp, *arrays)
+        np.savez(tmp, **arrays)
 
 
 def claim_run_folder(base: Path) -> Path:

@@ -1,15 +1,15 @@
-"""Tasks, label vocabularies, task kinds and the registry of known datasets.
+"""Tasks, label vocabularies and the registries of tasks and known datasets.
 
-A *task* is one head (emotion, pose, gender, age). A *dataset* labels a subset of the tasks; which
-ones, and with which vocabulary, is data in ``DATASETS`` rather than code in a script. The vocabulary
-also says the task's *kind* (``utils.kinds.kind_of``): ``classes``, ``years`` (101 one-year bins) or
+A *task* is one head (emotion, pose, gender, age, race), declared once in ``TASK_SPECS`` with its
+default vocabulary, its place in tables, its demo colour and its command-line names. A *dataset*
+labels a subset of the tasks; which ones, with which vocabulary, and which converter of
+``data/sources/`` makes it, is data in ``DATASETS`` rather than code in a script. The vocabulary also
+says the task's *kind* (``utils.kinds.kind_of``): ``classes``, ``years`` (101 one-year bins) or
 ``degrees`` (head-pose angles regressed in degrees).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-TASKS = ("emotion", "pose", "gender", "age")
 
 EMOTION7 = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 EMOTION_FERPLUS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt")
@@ -31,22 +31,46 @@ ANGLE_COLUMNS = {
     "aflw2000": {a: a for a in ANGLES},
     "toy_pose": {"yaw": "yaw"},
 }
-# Lower bounds of the 8 Adience groups, used to map ages in years to groups.
-AGE_GROUP_LOWER = (0, 4, 8, 15, 25, 38, 48, 60)
+# UTKFace's race label (its file names: 0 White, 1 Black, 2 Asian, 3 Indian, 4 Others).
+RACE5 = ("white", "black", "asian", "indian", "others")
 
 # Class order after a horizontal flip (yaw changes sign): vocabularies not listed are flip-invariant.
 FLIP_PERMUTATIONS = {POSE5: (0, 2, 1, 4, 3)}
 
-DEFAULT_VOCAB = {"emotion": EMOTION7, "pose": POSE5, "gender": GENDER2, "age": AGE_GROUPS8}
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A task: its default vocabulary, demo colour (RGB), loss-weight flag and STL ``--task_type`` code.
+    Its place in ``TASK_SPECS`` is its order in heads, tables and drawings."""
+
+    name: str
+    vocab: tuple
+    colour: tuple
+    weight_flag: str
+    task_type: int
+
+
+TASK_SPECS = {t.name: t for t in (
+    TaskSpec("emotion", EMOTION7, (255, 80, 80), "E_loss_weights", 0),
+    TaskSpec("pose", POSE5, (255, 220, 0), "P_loss_weights", 5),
+    TaskSpec("gender", GENDER2, (80, 220, 80), "G_loss_weights", 10),
+    TaskSpec("age", AGE_GROUPS8, (90, 160, 255), "A_loss_weights", 1),
+    TaskSpec("race", RACE5, (220, 130, 255), "R_loss_weights", 20),
+)}
+TASKS = tuple(TASK_SPECS)
+DEFAULT_VOCAB = {t.name: t.vocab for t in TASK_SPECS.values()}
 
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """What a dataset labels: task -> class names, and the CSV column holding each task's labels."""
+    """What a dataset labels: task -> class names, the CSV column holding each task's labels, and the
+    module of ``data/sources/`` that converts its raw release (``data/prep_data.py --dataset NAME``)."""
 
     name: str
     vocab: dict
     columns: dict = None
+    converter: str | None = None
 
     @property
     def tasks(self) -> tuple:
@@ -57,38 +81,42 @@ class DatasetInfo:
         return (self.columns or {}).get(task, task)
 
 
-def _info(name: str, **vocab) -> DatasetInfo:
+def _info(name: str, converter: str | None = None, **vocab) -> DatasetInfo:
     columns = {"age": "age_years"} if vocab.get("age") is AGE_YEARS else None
-    return DatasetInfo(name, vocab, columns)
-
+    return DatasetInfo(name, vocab, columns, converter)
 
 
 DATASETS = {
     d.name: d
     for d in (
-        _info("fer2013", emotion=EMOTION7),
-        _info("ferplus", emotion=EMOTION_FERPLUS),
-        _info("sfew", emotion=EMOTION7),
-        _info("expw", emotion=EMOTION7),
-        _info("aflw", pose=POSE5),
-        _info("aflw2000", pose=POSE5),
-        _info("pointing04", pose=POSE5),
-        _info("adience", gender=GENDER2, age=AGE_GROUPS8),
-        _info("imdb", gender=GENDER2, age=AGE_YEARS),
-        _info("wiki", gender=GENDER2, age=AGE_YEARS),
-        _info("utkface", gender=GENDER2, age=AGE_YEARS),
-        _info("fgnet", age=AGE_YEARS),
+        _info("fer2013", "fer2013", emotion=EMOTION7),
+        _info("ferplus", "ferplus", emotion=EMOTION_FERPLUS),
+        _info("sfew", "sfew", emotion=EMOTION7),
+        _info("expw", "expw", emotion=EMOTION7),
+        _info("aflw", "aflw", pose=POSE5),
+        _info("aflw2000", "aflw2000", pose=POSE5),
+        _info("pointing04", "pointing04", pose=POSE5),
+        _info("adience", "adience", gender=GENDER2, age=AGE_GROUPS8),
+        _info("imdb", "imdb_wiki", gender=GENDER2, age=AGE_YEARS),
+        _info("wiki", "imdb_wiki", gender=GENDER2, age=AGE_YEARS),
+        _info("utkface", "utkface", gender=GENDER2, age=AGE_YEARS),
+        _info("fgnet", "fgnet", age=AGE_YEARS),
+        # UTKFace split into three disjoint parts that each keep one label (utk_parts converter, README)
+        _info("utk_age", "utk_parts", age=AGE_YEARS),
+        _info("utk_gender", "utk_parts", gender=GENDER2),
+        _info("utk_race", "utk_parts", race=RACE5),
         _info("toy_emotion", emotion=EMOTION7),
         _info("toy_pose", pose=POSE5),
         _info("toy_gender_age", gender=GENDER2, age=AGE_GROUPS8),
     )
 }
+CONVERTERS = {name: d.converter for name, d in DATASETS.items() if d.converter}
 
 # Spellings used by the seed command lines.
 ALIASES = {"SFEW": "sfew", "AFLW": "aflw", "ExpW": "expw", "FERPlus": "ferplus", "toy": "toy_emotion"}
 
-# STL --task_type codes of the original scripts.
-TASK_TYPE_CODES = {0: "emotion", 1: "age", 5: "pose", 10: "gender", 13: "gender"}
+# STL --task_type codes of the original scripts (13: gender, as the reference's help text says).
+TASK_TYPE_CODES = {**{t.task_type: t.name for t in TASK_SPECS.values()}, 13: "gender"}
 
 
 def canonical_name(name: str) -> str:

@@ -11,7 +11,11 @@ and it is not a vertex of MGDA's convex hull. Two families (as in LibMTL):
   (tasks x shared parameters) into one gradient for the shared trunk; task heads get their own
   loss's gradient (PCGrad, MGDA).
 
-Adding a strategy: a class here (or in its own file) and one line in ``utils.registries.WEIGHTINGS``.
+``fixed`` (the scripts' ``--*_loss_weights``) is the base class: an ordinary strategy that the training
+step (``utils/engine/step.py``) drives like any other. A strategy's own parameters and history are its
+state (``state_dict`` / ``load_state_dict``), saved with every checkpoint, so a resumed run continues
+them. Adding a strategy: a class here (or in its own file) and one line in
+``utils.registries.WEIGHTINGS``.
 """
 from __future__ import annotations
 
@@ -41,7 +45,8 @@ class Weighting:
         return self.base
 
     def extra_loss(self, losses, present):
-        return tf.constant(0.0)
+        """A term added to the weighted loss (uncertainty weighting's regulariser), or None."""
+        return None
 
     def shared_gradient(self, grads, losses, present):
         raise NotImplementedError
@@ -53,13 +58,31 @@ class Weighting:
         """GradNorm's weight update."""
 
     def epoch_end(self, mean_losses: dict) -> None:
-        """DWA's weight update from the epoch's mean training losses."""
+        """DWA's weight update from the epoch's mean training losses of the tasks the epoch trained."""
 
     def state(self) -> dict:
+        """The weights to log in metrics.csv."""
         return {f"weight_{t}": float(w) for t, w in zip(self.tasks, np.asarray(self.current_weights()))}
 
     def current_weights(self):
         return self.base
+
+    # state that a checkpoint saves: every tf.Variable of the strategy, plus ``history`` where one is kept
+    def state_dict(self) -> dict:
+        out = {f"var_{i}": np.asarray(v) for i, v in enumerate(self._state_variables())}
+        if hasattr(self, "history"):
+            out["history"] = {t: list(map(float, h)) for t, h in self.history.items()}
+        return out
+
+    def load_state_dict(self, state: dict) -> None:
+        for i, v in enumerate(self._state_variables()):
+            if f"var_{i}" in state:
+                v.assign(state[f"var_{i}"])
+        if "history" in state:
+            self.history = {t: list(h) for t, h in state["history"].items()}
+
+    def _state_variables(self) -> list:
+        return [v for v in vars(self).values() if isinstance(v, tf.Variable)]
 
 
 class Uncertainty(Weighting):
@@ -85,23 +108,29 @@ class Uncertainty(Weighting):
 
 class DWA(Weighting):
     """Dynamic weight average (Liu, Johns, Davison, CVPR 2019, eq. 7): ``w_t = T softmax(r_t / temp)``
-    with ``r_t = L_t(e-1) / L_t(e-2)`` from the mean training losses of the last two epochs."""
+    with ``r_t = L_t(e-1) / L_t(e-2)`` from the mean training losses of the last two epochs that trained
+    the task. In a step, the weights of the tasks present in the batch are rescaled to sum to their
+    number: an alternating epoch that trains one task gives it weight 1, not its share of a softmax over
+    tasks it does not see (that share, 0.76 for two tasks, silently lowered the learning rate)."""
 
     def __init__(self, tasks, base, lr=0.025, temperature: float = 2.0, **kw):
         super().__init__(tasks, base, lr)
-        self.temperature, self.history = temperature, []
+        self.temperature = temperature
+        self.history = {t: [] for t in self.tasks}  # mean training loss of each epoch that trained the task
         self.w = tf.Variable(tf.ones(self.n), trainable=False, name="dwa_weights")
 
     def weights(self, losses, present):
-        return self.w
+        p = tf.cast(present, tf.float32)
+        return self.w * tf.reduce_sum(p) / tf.maximum(tf.reduce_sum(self.w * p), EPS)
 
     def epoch_end(self, mean_losses):
-        self.history.append(np.array([mean_losses.get(t, np.nan) for t in self.tasks], np.float64))
-        if len(self.history) >= 2:
-            prev, last = self.history[-2], self.history[-1]
-            r = np.where(np.isfinite(prev) & np.isfinite(last) & (prev > 0), last / np.maximum(prev, EPS), 1.0)
-            e = np.exp(r / self.temperature)
-            self.w.assign((self.n * e / e.sum()).astype(np.float32))
+        for t in self.tasks:
+            if t in mean_losses and np.isfinite(mean_losses[t]):
+                self.history[t].append(float(mean_losses[t]))
+        r = np.array([h[-1] / max(h[-2], EPS) if len(h) >= 2 and h[-2] > 0 else 1.0
+                      for h in (self.history[t] for t in self.tasks)])
+        e = np.exp(r / self.temperature)
+        self.w.assign((self.n * e / e.sum()).astype(np.float32))
 
     def current_weights(self):
         return self.w

@@ -13,11 +13,10 @@ statistics. Three choices (``--bn_stats``):
 
 Estimates are "precise BN" (Wu & Johnson 2021, "Rethinking 'Batch' in BatchNorm", sec. 3): the
 population mean and variance over a fixed seeded sample, from per-batch statistics, instead of an
-exponential average that a few hundred images barely move (momentum 0.99).
+exponential average that a few hundred images barely move (momentum 0.99). Which statistics a pass
+uses is the probe's business (``probe.py``); this module measures and sets them.
 """
 from __future__ import annotations
-
-from contextlib import contextmanager
 
 import numpy as np
 
@@ -117,43 +116,3 @@ def sample_paths(paths: np.ndarray, n: int, seed) -> np.ndarray:
     """A seeded sample of at most ``n`` image paths (the same sample for the same seed)."""
     rng = np.random.default_rng(seed)
     return rng.choice(paths, min(n, len(paths)), replace=False)
-
-
-def estimate_per_dataset(trainer) -> list:
-    """Each training dataset's statistics, on its seeded sample of ``BN_SAMPLE`` images."""
-    from utils.pipelines import image_dataset
-
-    return [trainer.bn.estimate(image_dataset(sample_paths(sp.train.paths, BN_SAMPLE, trainer.cfg.seed), BN_BATCH,
-                                              trainer.spec.input_size, trainer.spec.channels, trainer.cache))
-            for sp in trainer.splits]
-
-
-def update_dataset_stats(trainer, epoch: int) -> None:
-    """After an alternating epoch: estimate each dataset's statistics; the model keeps their mix."""
-    if not trainer.bn or trainer.cfg.bn_stats == "moving" or trainer.schedule.phase(epoch) == "joint":
-        trainer.bn_dataset = None
-        return
-    per = estimate_per_dataset(trainer)
-    trainer.bn.set(pooled(per))
-    trainer.bn_dataset = per if trainer.cfg.bn_stats == "per_dataset" else None
-
-
-def dataset_stats(trainer, table):
-    """The BatchNorm statistics to normalise ``table`` with, or None for the model's own."""
-    if trainer.bn_dataset is None:
-        return None
-    for sp, stats in zip(trainer.splits, trainer.bn_dataset):
-        if sp.train.name == table.name:
-            return stats
-    return None
-
-
-@contextmanager
-def own_statistics(trainer):
-    """Inside, passes may set each dataset's statistics (``dataset_stats``); on leaving, the model has its own."""
-    own = trainer.bn.get() if trainer.bn_dataset is not None else None
-    try:
-        yield
-    finally:
-        if own is not None:
-            trainer.bn.set(own)

@@ -1,6 +1,6 @@
-"""tf.distribute: the strategy for ``--distribute``, the run folder of each worker, and the explicit
-multi-worker training step (Keras 3's ``fit`` does not run under MultiWorkerMirroredStrategy,
-keras-team/keras#20585)."""
+"""tf.distribute: the strategy for ``--distribute``, the run folder of each worker, and the multi-worker
+epoch loop (Keras 3's ``fit`` does not run under MultiWorkerMirroredStrategy, keras-team/keras#20585;
+the loop runs the learner's own step)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -32,79 +32,37 @@ def run_folder(cfg, strategy) -> Path:
     return base
 
 
-class DistributedEpoch:
-    """One epoch under MultiWorkerMirroredStrategy with an explicit ``strategy.run`` step.
+class MultiWorkerEpoch:
+    """One epoch under MultiWorkerMirroredStrategy: the learner's own ``train_step`` (``step.py``) through
+    ``strategy.run``, so each task gets its kind's loss exactly as in single-device training.
 
     Every worker shuffles with the same seed, keeps its own shard, and runs the same number of steps
     (so the gradient all-reduce never waits for a worker that ran out of data). ``--batch_size`` is
-    the global batch. The loss is the compiled one: weighted masked cross-entropies + layer losses.
+    the global batch.
     """
 
-    def __init__(self, trainer):
-        self.t = trainer
-        self._step = self._step_for = None
+    def __init__(self, strategy):
+        self.strategy = strategy
+        self._step, self._for = None, None
 
-    def build_step(self, weights: dict):
+    def __call__(self, learner, make_dataset, n_rows: int, batch_size: int, epoch: int) -> dict:
+        """Train one epoch; ``make_dataset(per_replica_batch, shard, steps)`` builds a worker's input.
+        Returns the history Keras' ``fit`` would (one value per metric)."""
         import tensorflow as tf
 
-        from utils.losses import masked_cce
-
-        model, strategy = self.t.model, self.t.strategy
+        strategy = self.strategy
         n_rep = strategy.num_replicas_in_sync
-
-        def replica_step(x, y):
-            with tf.GradientTape() as tape:
-                pred = model(x, training=True)
-                task_loss = {t: masked_cce(y[f"{t}_prediction"], pred[f"{t}_prediction"]) for t in weights}
-                loss = tf.add_n([weights[t] * v for t, v in task_loss.items()] + list(model.losses))
-                scaled = loss / n_rep  # the all-reduce sums replica gradients
-            grads = tape.gradient(scaled, model.trainable_variables)
-            model.optimizer.apply_gradients(zip(grads, model.trainable_variables))
-            labelled = {t: tf.reduce_any(y[f"{t}_prediction"] != 0, -1) for t in weights}
-            hits = {t: tf.reduce_sum(tf.cast(tf.logical_and(
-                labelled[t], tf.argmax(y[f"{t}_prediction"], -1) == tf.argmax(pred[f"{t}_prediction"], -1)),
-                tf.float32)) for t in weights}
-            counts = {t: tf.reduce_sum(tf.cast(labelled[t], tf.float32)) for t in weights}
-            return loss, task_loss, hits, counts
-
-        @tf.function
-        def step(x, y):
-            out = strategy.run(replica_step, args=(x, y))
-            return tf.nest.map_structure(lambda v: strategy.reduce("SUM", v, axis=None), out)
-
-        return step
-
-    def __call__(self, paths, targets, epoch: int) -> dict:
-        from utils.pipelines import make_dataset
-
-        t = self.t
-        cfg, strategy = t.cfg, t.strategy
-        n_rep = strategy.num_replicas_in_sync
-        per_replica = max(1, cfg.batch_size // n_rep)
-        steps = len(paths) // (per_replica * n_rep)
+        per_replica = max(1, batch_size // n_rep)
+        steps = n_rows // (per_replica * n_rep)
         if steps == 0:
-            raise DataError(f"epoch {epoch + 1}: {len(paths)} samples are fewer than one global batch")
-
-        def dataset_fn(ctx):
-            return make_dataset(paths, targets, per_replica, t.spec.input_size, t.spec.channels, shuffle=True,
-                                seed=cfg.seed, augment=cfg.is_augmentation, repeat_epoch=epoch, cache=t.cache,
-                                shard=(ctx.num_input_pipelines, ctx.input_pipeline_id), drop_remainder=True,
-                                flip_perms=t.flip_perms).take(steps)
-
-        weights = {task: float(cfg.loss_weights.get(task, 1.0)) for task in t.classes}
-        if self._step_for is not t.model.optimizer:  # a recompile (freezing) makes a new optimizer
-            self._step, self._step_for = self.build_step(weights), t.model.optimizer
-        total, task_sums = 0.0, {k: 0.0 for k in weights}
-        hits, counts = {k: 0.0 for k in weights}, {k: 0.0 for k in weights}
-        for x, y in strategy.distribute_datasets_from_function(dataset_fn):
-            loss, task_loss, h, c = self._step(x, y)
-            total += float(loss) / n_rep
-            for k in weights:
-                task_sums[k] += float(task_loss[k]) / n_rep
-                hits[k] += float(h[k])
-                counts[k] += float(c[k])
-        hist = {"loss": [total / steps]}
-        for k in weights:
-            hist[f"{k}_prediction_loss"] = [task_sums[k] / steps]
-            hist[f"{k}_prediction_acc"] = [hits[k] / max(counts[k], 1.0)]
-        return hist
+            raise DataError(f"epoch {epoch + 1}: {n_rows} samples are fewer than one global batch")
+        if self._for is not learner.optimizer:  # a recompile (freezing) makes a new optimizer: trace again
+            self._step = tf.function(lambda x, y: strategy.run(learner.train_step, args=((x, y),)))
+            self._for = learner.optimizer
+        for m in learner.metrics:
+            m.reset_state()
+        ds = strategy.distribute_datasets_from_function(
+            lambda ctx: make_dataset(per_replica, (ctx.num_input_pipelines, ctx.input_pipeline_id), steps))
+        for x, y in ds:
+            self._step(x, y)
+        return {m.name: [float(m.result())] for m in learner.metrics}

@@ -4,44 +4,42 @@ from __future__ import annotations
 import logging
 import math
 
-from utils.engine.batchnorm import estimate_per_dataset
-from utils.engine.config import mae_of_train_mean
+from utils.engine.data import mae_of_train_mean
 from utils.kinds import error_metrics
 
 log = logging.getLogger(__name__)
 
 
-def test_best_weights(trainer) -> dict:
-    """The best weights on every dataset's test rows: test_metrics.json and the test confusion matrices."""
+def test_best_weights(run, net, probe, heads: dict, splits: list, per_dataset: bool, budget: dict) -> dict:
+    """The best weights on every dataset's test rows: test_metrics.json and the test confusion matrices.
+
+    ``per_dataset``: the run normalised each dataset with its own BatchNorm statistics, so the test does
+    too (estimated afresh for the best weights).
+    """
     from models import load_model
 
-    best = trainer.run.path / "best.keras"
+    best = run.path / "best.keras"
     if best.exists():
-        trainer.model.set_weights(load_model(best).get_weights())
-    if trainer.cfg.mode == "alternating" and trainer.bn and trainer.cfg.bn_stats == "per_dataset" and any(
-            trainer.schedule.phase(e) != "joint" for e in range(trainer.schedule.epochs)):
-        trainer.bn_dataset = estimate_per_dataset(trainer)
-    test = trainer.evaluate("test")
+        net.set_weights(load_model(best).get_weights())
+    probe.per_dataset = probe.estimate() if per_dataset and probe.bn else None
+    test = probe.evaluate([sp.test for sp in splits], heads)
+    names = {t: m.get("confusion_names", list(heads[t].names)) for t, m in test.items()}
     for t, m in test.items():
-        trainer.run.write_confusion(f"test_{t}", m["confusion"], m.get("confusion_names", trainer.class_names[t]),
-                                    f"test {t} (best weights)")
-    for t, m in test.items():
+        run.write_confusion(f"test_{t}", m["confusion"], names[t], f"test {t} (best weights)")
         if "mae" in m:  # reference point: always predicting the training-set mean (age, angles)
-            m["mae_train_mean"] = mae_of_train_mean(trainer.splits, t, "test")
+            m["mae_train_mean"] = mae_of_train_mean(splits, t, "test")
     result = {t: {"acc": m["acc"], "balanced_acc": m["balanced_acc"], "loss": m["loss"], "n": m["n"],
-                  "per_class_acc": dict(zip(m.get("confusion_names", trainer.class_names[t]), m["per_class_acc"])),
+                  **({"per_class_acc": dict(zip(names[t], m["per_class_acc"]))} if "per_class_acc" in m else {}),
                   **error_metrics(m)}
               for t, m in test.items()}
-    trainer.run.write_json("test_metrics.json", {"run": str(trainer.run.path), "test": result,
-                                              "budget": trainer.budget.counts})
+    run.write_json("test_metrics.json", {"run": str(run.path), "test": result, "budget": budget})
     log.info("test (best weights): " + " ".join(
         f"{t}_acc={m['acc']:.4f}" + "".join(f" {t}_{k}={m[k]:.{3 if k == 'cs5' else 2}f}" for k in m
                                             if k.startswith("mae_") and k != "mae_train_mean" or k == "cs5")
         + (f" {t}_mae={m['mae']:.2f} (mae of the train mean: {m['mae_train_mean']:.2f})" if "mae" in m else "")
         for t, m in test.items()))
     for t, m in test.items():
-        if "mae" not in m or "mae_yaw" in m:  # classes, or the yaw bins of angles
-            names = m.get("confusion_names", trainer.class_names[t])
-            log.info("  %s: %s", t, ", ".join(f"{n}={a:.2f}" for n, a in zip(names, m["per_class_acc"])
+        if "per_class_acc" in m and ("mae" not in m or "mae_yaw" in m):  # classes, or the yaw bins of angles
+            log.info("  %s: %s", t, ", ".join(f"{n}={a:.2f}" for n, a in zip(names[t], m["per_class_acc"])
                                              if not math.isnan(a)))
-    return {"run_dir": str(trainer.run.path), "test": result}
+    return {"run_dir": str(run.path), "test": result}

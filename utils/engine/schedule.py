@@ -37,6 +37,12 @@ class PlateauControl:
             lr, self.wait_lr = max(lr * self.factor, self.min_lr), 0
         return False, lr, self.wait_stop >= self.stop_patience
 
+    def state_dict(self) -> dict:
+        return {"best": self.best, "wait_lr": self.wait_lr, "wait_stop": self.wait_stop}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.wait_lr, self.wait_stop = state["best"], state["wait_lr"], state["wait_stop"]
+
 
 def cosine_lr(base: float, progress: float) -> float:
     """Cosine annealing to zero (Loshchilov & Hutter 2017, SGDR without restarts); ``progress`` in [0, 1]."""
@@ -96,6 +102,8 @@ class Budget:
                 self.counts[key] += 1
         return dict(self.counts)
 
-    def restore(self, row: dict) -> None:
-        if "steps" in row:
-            self.counts = {k: int(float(row[k])) for k in self.counts}
+    def state_dict(self) -> dict:
+        return dict(self.counts)
+
+    def load_state_dict(self, state: dict) -> None:
+        self.counts = {k: int(state[k]) for k in self.counts}

@@ -1,4 +1,10 @@
-"""The training loop: set up a run, train its epochs, evaluate, checkpoint, test the best weights."""
+"""The training loop: set a run up, train its epochs, validate, checkpoint, test the best weights.
+
+The loop only sequences the parts; each does one job and receives what it needs: ``step.py`` (the one
+training step), ``probe.py`` (predictions and per-dataset BatchNorm statistics), ``teacher.py``
+(fills for missing tasks), ``schedule.py`` (phases, budget, plateau), ``checkpoints.py``,
+``distribution.py`` and ``final_test.py``.
+"""
 from __future__ import annotations
 
 import copy
@@ -11,29 +17,39 @@ import time
 import numpy as np
 
 from utils.datasets import default_data_dir
-from utils.engine.batchnorm import BatchNormStats, dataset_stats, own_statistics, update_dataset_stats
 from utils.engine.checkpoints import check_finite, restore_checkpoint, save_checkpoint
-from utils.engine.config import RunConfig, build_cache, class_counts, load_splits, mae_of_train_mean
-from utils.engine.distribution import DistributedEpoch, make_strategy, run_folder
+from utils.engine.config import RunConfig
+from utils.engine.data import build_cache, class_counts, load_splits, mae_of_train_mean
+from utils.engine.distribution import MultiWorkerEpoch, make_strategy, run_folder
 from utils.engine.final_test import test_best_weights
+from utils.engine.heads import flips, make_heads, objectives
+from utils.engine.probe import validation_score
+from utils.engine.records import epoch_row, log_epoch
 from utils.engine.schedule import Budget, PlateauControl, Schedule, cosine_lr
-from utils.engine.teacher import Teacher
-from utils.kinds import KINDS, error_metrics, kind_of
 from utils.missing import strategy_for
 from utils.pseudo_labels import PseudoConfig
-from utils.targets import smooth_years
-from utils.tasks import flip_permutations
 
 log = logging.getLogger(__name__)
 
-PREDICT_BATCH = 256  # images per inference batch (validation, testing, the teacher)
+
+class SeedState:
+    """The dropout layers' random generators, which a saved ``.keras`` model reloads at their initial
+    value: saved with each checkpoint so that a resumed run draws the masks an uninterrupted one would."""
+
+    def __init__(self, net):
+        self.variables = [v for v in net.variables if "seed_generator" in v.path]
+
+    def state_dict(self) -> dict:
+        return {f"v{i}": np.asarray(v) for i, v in enumerate(self.variables)}
+
+    def load_state_dict(self, state: dict) -> None:
+        for i, v in enumerate(self.variables):
+            if f"v{i}" in state:
+                v.assign(state[f"v{i}"])
 
 
 class Trainer:
     """Runs one configuration end to end (see ``utils/engine/__init__.py``)."""
-
-    checkpoint = save_checkpoint  # (epoch, row, is_best, stop): engine/checkpoints.py
-    finish = test_best_weights  # () -> {"run_dir", "test"}: engine/final_test.py
 
     def __init__(self, cfg: RunConfig):
         self.given = cfg  # never written to; ``self.cfg`` is the resolved copy
@@ -43,126 +59,88 @@ class Trainer:
     def setup(self, resume: bool = False) -> None:
         import keras
 
-        from models import ModelSpec, build_net, feature_model
+        from models import BACKBONES, ModelSpec, build_net, trunk_layers
+        from utils.engine.probe import Probe
+        from utils.engine.step import MultiTaskLearner
+        from utils.engine.teacher import Teacher
         from utils.run_dir import RunDir, claim_run_folder
+        from utils.weighting import make_weighting
 
         given = self.given
         keras.utils.set_random_seed(given.seed)
         # the policy is process-wide: set it either way so that runs in one process do not leak into each other
         keras.mixed_precision.set_global_policy("mixed_float16" if given.mixed_precision else "float32")
         self.strategy = make_strategy(given.distribute)
-        self.multiworker = given.distribute == "multiworker"
+        self.multiworker = MultiWorkerEpoch(self.strategy) if given.distribute == "multiworker" else None
         cfg = dataclasses.replace(copy.deepcopy(given), data_dir=given.data_dir or str(default_data_dir()))
         self.splits = load_splits(cfg)
-        self.classes, self.class_names = class_counts(self.splits, cfg)  # head outputs, their names
+        _, class_names = class_counts(self.splits, cfg)
         self.missing = strategy_for(cfg.pseudo if cfg.mode != "stl" else PseudoConfig(seed=cfg.seed))
-        self.kinds = {t: kind_of(names).name for t, names in self.class_names.items()}  # utils/kinds.py
-        self.widths = {t: KINDS[self.kinds[t]].width(c) for t, c in self.classes.items()}  # target rows
-        self.flip_perms = flip_permutations(self.class_names)
-        self.spec = ModelSpec(cfg.model, self.classes, cfg.input_size, cfg.is_dropout, cfg.is_bn,
-                              cfg.weights_decay, cfg.cross_stitch, cfg.weights, cfg.regularization,
-                              cfg.pseudo.ltn_dim if self.missing.model_needs_label_embedding else 0,
-                              tuple(t for t, k in self.kinds.items() if KINDS[k].regression))
-        self.ltn = [t for t in self.classes if self.spec.label_embedding and len(self.classes) > 1]
-        self.flip_perms.update({f"{t}_ltn": self.flip_perms[t] for t in self.ltn if t in self.flip_perms})
+        self.heads = make_heads(class_names, cfg.loss_weights, cfg.age_loss, cfg.model)
+        self.spec = ModelSpec(cfg.model, {t: h.classes for t, h in self.heads.items()}, cfg.input_size,
+                              cfg.is_dropout, cfg.is_bn, cfg.weights_decay, cfg.cross_stitch, cfg.weights,
+                              cfg.regularization, cfg.pseudo.ltn_dim if self.missing.model_needs_label_embedding else 0,
+                              {t: h.kind.scale for t, h in self.heads.items() if h.kind.regression})
+        self.transfer = [t for t in self.heads if self.spec.label_embedding and len(self.heads) > 1]
         stamp = time.strftime("%Y%m%d-%H%M%S")
         cfg = dataclasses.replace(
-            cfg, input_size=self.spec.input_size,
-            lr=cfg.lr if cfg.lr is not None else (1e-4 if self.spec.backbone == "vggFace" else 1e-3),
+            cfg, input_size=self.spec.input_size, lr=cfg.lr if cfg.lr is not None else BACKBONES[self.spec.backbone].lr,
             run_name=cfg.run_name or (f"{'-'.join(n for n, _ in cfg.datasets)}-{self.spec.backbone}-"
                                       f"{cfg.method_tag()}-{stamp}"))
         self.schedule = Schedule(cfg.mode, len(self.splits), cfg.warmup_epochs, cfg.epoch, cfg.rounds)
-        self.budget = Budget(list(self.classes), cfg.batch_size)
-        with self.strategy.scope():
-            self.model = build_net(self.spec)
-            # features, logits and probabilities of every task, on the model's own variables: one compiled
-            # forward serves validation, testing and the teacher
-            self.probe = feature_model(self.model, list(self.classes))
-        self.bn = BatchNormStats(self.model)
-        if cfg.distribute != "none":  # replicas share BatchNorm batch statistics (and so moving averages)
-            for layer in self.bn.layers:
-                layer.synchronized = True
-        self.bn_dataset = None  # per-dataset BatchNorm statistics, when in use
-        self.teacher = Teacher(self)
-        self.distributed_epoch = DistributedEpoch(self)
+        self.budget = Budget(list(self.heads), cfg.batch_size)
         self.cache = build_cache(self.splits, self.spec, cfg)
-        self.mae_of_mean = self.validation_mae_of_mean()
+        self.mae_of_mean = {t: m for t, h in self.heads.items() if h.kind.unit
+                            and (m := mae_of_train_mean(self.splits, t, "valid")) is not None}
+        with self.strategy.scope():
+            self.net = build_net(self.spec)
+            shared = [v for layer in trunk_layers(self.net, self.heads) for v in layer.trainable_weights]
+            kernels = [v.path for v in shared if v.path.endswith("kernel")]
+            self.weighting = make_weighting(cfg.weighting, list(self.heads), [h.weight for h in self.heads.values()],
+                                            cfg.weighting_lr)
+            self.learner = MultiTaskLearner(self.net, objectives(self.heads, self.transfer), self.weighting,
+                                            {v.path for v in shared}, kernels[-1] if kernels else None)
+        self.probe = Probe(self.net, list(self.heads), self.splits, self.spec.input_size, self.spec.channels,
+                           self.cache, cfg.seed)
+        if cfg.distribute != "none":  # replicas share BatchNorm batch statistics (and so moving averages)
+            for layer in self.probe.bn.layers:
+                layer.synchronized = True
         folder = run_folder(cfg, self.strategy)
         if not resume and not self.multiworker:  # never reuse a run folder (workers share theirs by design)
             folder = claim_run_folder(folder)
             cfg = dataclasses.replace(cfg, run_name=folder.name)
         self.cfg = cfg
         self.run = RunDir(folder)
+        self.teacher = Teacher(self.missing, self.heads, self.splits, self.probe, cfg.teacher_margin,
+                               cfg.warmup_epochs, cfg.seed, self.mae_of_mean,
+                               self.run.path / "pseudo" if cfg.plot_pseudo else None)
         if not resume:
             self.write_config(stamp)
         cosine = cfg.lr_schedule == "cosine"  # no drops; early stopping only when asked for
         self.plateau = PlateauControl(cfg.patience, cfg.early_stopping_patience
                                       or (math.inf if cosine else 2 * cfg.patience),
                                       "min" if cfg.monitor == "val_loss" else "max", factor=1.0 if cosine else 0.1)
-        self.frozen = None
-        self.lr = cfg.lr
+        self.frozen, self.lr = None, cfg.lr
+        self.parts = {"trainer": self, "plateau": self.plateau, "teacher": self.teacher, "budget": self.budget,
+                      "weighting": self.weighting, "batchnorm": self.probe, "seeds": SeedState(self.net)}
 
     def write_config(self, stamp: str) -> None:
         cfg = self.cfg
         self.run.write_json("config.json", {
-            **dataclasses.asdict(cfg), "tasks": cfg.tasks, "classes": self.classes, "epochs": self.schedule.epochs,
-            "class_names": self.class_names, "model_spec": dataclasses.asdict(self.spec),
+            **dataclasses.asdict(cfg), "tasks": cfg.tasks, "classes": {t: h.classes for t, h in self.heads.items()},
+            "epochs": self.schedule.epochs, "class_names": {t: list(h.names) for t, h in self.heads.items()},
+            "model_spec": dataclasses.asdict(self.spec),
             "split_sizes": {n: {s: len(getattr(sp, s)) for s in ("train", "valid", "test")}
                             for (n, _), sp in zip(cfg.datasets, self.splits)},
             "split_protocol": {n: sp.protocol for (n, _), sp in zip(cfg.datasets, self.splits) if sp.protocol},
             "started": stamp})
 
-    def validation_mae_of_mean(self) -> dict:
-        """Per task in years or degrees: validation MAE of always predicting the training mean (chance level)."""
-        maes = {t: mae_of_train_mean(self.splits, t, "valid") for t, k in self.kinds.items() if KINDS[k].unit}
-        return {t: v for t, v in maes.items() if v is not None}
-
+    # ---------------------------------------------------------------------------- optimiser state
     def compile(self, lr: float) -> None:
         import keras
 
-        from utils.losses import MaskedAccuracy, MaskedAngleError
-
-        keys = [f"{t}_prediction" for t in self.classes] + [f"{t}_ltn_prediction" for t in self.ltn]
         with self.strategy.scope():
-            self.model.compile(
-                optimizer=keras.optimizers.Adam(lr),
-                loss={**{f"{t}_prediction": self.task_loss(t) for t in self.classes},
-                      **{f"{t}_ltn_prediction": self.task_loss(t) for t in self.ltn}},  # true labels only
-                loss_weights={**{f"{t}_prediction": float(self.cfg.loss_weights.get(t, 1.0)) for t in self.classes},
-                              **{f"{t}_ltn_prediction": 1.0 for t in self.ltn}},
-                metrics={k: [MaskedAngleError() if KINDS[self.kinds[k.split("_")[0]]].metric == "mae"
-                             else MaskedAccuracy(name="acc")] for k in keys},
-                jit_compile=bool(self.cfg.jit))
-        if self.cfg.weighting != "fixed":
-            self.install_weighting()
-
-    def install_weighting(self) -> None:
-        """Let the ``--weighting`` strategy drive the training step (utils/weighted_step.py)."""
-        from models import trunk_layers
-        from utils import weighted_step
-        from utils.weighting import make_weighting
-
-        tasks = list(self.classes)
-        if getattr(self, "weighting", None) is None:
-            self.weighting = make_weighting(self.cfg.weighting, tasks,
-                                            [float(self.cfg.loss_weights.get(t, 1.0)) for t in tasks],
-                                            self.cfg.weighting_lr)
-        shared = [v for layer in trunk_layers(self.model, tasks) for v in layer.trainable_weights]
-        kernels = [v.path for v in shared if v.path.endswith("kernel")]
-        weighted_step.install(self.model, self.weighting, {f"{t}_prediction": self.task_loss(t) for t in tasks},
-                              {v.path for v in shared}, kernels[-1] if kernels else None)
-
-    def task_loss(self, task: str):
-        """Masked CE; the angle L1 for degrees; the expected-value L1 for SSR-Net / ``--age_loss l1``."""
-        from utils.losses import LOSSES
-
-        if KINDS[self.kinds[task]].loss != "ce":
-            return LOSSES[KINDS[self.kinds[task]].loss]
-        if self.spec.backbone == "ssrnet":
-            return LOSSES["l1"]
-        if self.kinds[task] == "years" and self.cfg.age_loss == "l1":
-            return LOSSES["l1"]
-        return LOSSES["ce"]
+            self.learner.compile(optimizer=keras.optimizers.Adam(lr), jit_compile=bool(self.cfg.jit))
 
     def set_frozen(self, frozen: bool) -> None:
         """Freeze or unfreeze the backbone (two-stage schedule of ``--is_freezing``), then recompile."""
@@ -170,89 +148,50 @@ class Trainer:
 
         if frozen == self.frozen:
             return
-        for layer in trunk_layers(self.model, self.classes):
+        for layer in trunk_layers(self.net, self.heads):
             layer.trainable = not frozen
         self.frozen = frozen
         self.lr = self.cfg.frozen_lr if frozen else self.cfg.lr
         self.compile(self.lr)
 
-    # ------------------------------------------------------------------------------ epoch data
-    def trained_tables(self, epoch: int) -> list:
-        phase = self.schedule.phase(epoch)
-        return [sp.train for sp in self.splits] if phase == "joint" else [self.splits[phase].train]
+    def state_dict(self) -> dict:
+        return {"lr": self.lr, "frozen": bool(self.frozen)}
 
+    def load_state_dict(self, state: dict) -> None:
+        self.frozen = None
+        self.set_frozen(state["frozen"])
+        self.lr = state["lr"]
+        self.learner.optimizer.learning_rate.assign(self.lr)
+
+    # ------------------------------------------------------------------------------ epoch data
     def epoch_data(self, epoch: int):
         """(paths, targets, stats, phase name) for one epoch."""
         from utils.pipelines import alternating_arrays, joint_arrays, stl_arrays, true_targets
+        from utils.targets import smooth_years
 
         ph = self.schedule.phase(epoch)
         trains = [sp.train for sp in self.splits]
+        widths = {t: h.width for t, h in self.heads.items()}
         if self.cfg.mode == "stl":
-            paths, targets = stl_arrays(trains[0], self.widths)
+            paths, targets = stl_arrays(trains[0], widths)
             stats, name = {}, trains[0].name
         elif ph == "joint":
             fills, stats = self.teacher.fills_for(trains, epoch)
-            (paths, targets), name = joint_arrays(trains, self.widths, fills), "joint"
+            (paths, targets), name = joint_arrays(trains, widths, fills), "joint"
         else:
             fills, stats = self.teacher.fills_for([trains[ph]], epoch)
             task_fills = {t: rows for (_, t), rows in fills.items()}
-            (paths, targets), name = alternating_arrays(trains[ph], self.widths, task_fills), trains[ph].name
-        if self.ltn:  # the label transfer network learns from true labels only
-            true = joint_arrays(trains, self.widths)[1] if ph == "joint" else true_targets(trains[ph], self.widths)
-            targets.update({f"{t}_ltn": true[t] for t in self.ltn})
-        if self.cfg.age_sigma > 0 and self.kinds.get("age") == "years":
+            (paths, targets), name = alternating_arrays(trains[ph], widths, task_fills), trains[ph].name
+        if self.transfer:  # the label transfer network learns from true labels only
+            true = joint_arrays(trains, widths)[1] if ph == "joint" else true_targets(trains[ph], widths)
+            targets.update({f"{t}_ltn": true[t] for t in self.transfer})
+        if self.cfg.age_sigma > 0 and "age" in self.heads and self.heads["age"].kind.name == "years":
             targets["age"] = smooth_years(targets["age"], self.cfg.age_sigma)
         return paths, targets, stats, name
 
-    def cosine_steps(self, epoch: int, steps: int):
-        """A callback that sets the cosine learning rate before every step of ``epoch`` (``--lr_schedule
-        cosine``); the epoch's first value is also the one logged and checkpointed."""
-        import keras
-
-        base, epochs, opt = self.cfg.lr, self.schedule.epochs, self.model.optimizer
-        self.lr = cosine_lr(base, epoch / epochs)
-        opt.learning_rate.assign(self.lr)
-        return keras.callbacks.LambdaCallback(on_train_batch_begin=lambda batch, logs=None: opt.learning_rate.assign(
-            cosine_lr(base, (epoch + batch / max(steps, 1)) / epochs)))
-
-    # ------------------------------------------------------------------------------ evaluation
-    def outputs(self, table, mirrored: bool = False) -> dict:
-        """The probe's features, logits and probabilities on ``table``, under its dataset's BatchNorm
-        statistics (call inside ``own_statistics``, which gives the model its own back); ``mirrored``: also
-        the probabilities on the mirror images, as ``mirrored_<key>`` (angle pseudo labels)."""
-        import tensorflow as tf
-
-        from utils.evaluation import predict
-        from utils.pipelines import image_dataset
-
-        stats = dataset_stats(self, table)
-        if stats is not None:
-            self.bn.set(stats)
-        ds = image_dataset(table.paths, PREDICT_BATCH, self.spec.input_size, self.spec.channels, self.cache)
-        out = predict(self.probe, ds)
-        if mirrored:
-            flipped = predict(self.probe, ds.map(lambda x: tf.reverse(x, axis=[2])))
-            out.update({f"mirrored_{k}": v for k, v in flipped.items() if k.endswith("_probs")})
-        return out
-
-    def evaluate(self, part: str) -> dict:
-        from utils.evaluation import task_metrics
-        from utils.losses import LOSSES
-
-        tables = [getattr(sp, part) for sp in self.splits]
-        with own_statistics(self):
-            preds = [{t: out[f"{t}_probs"] for t in self.classes} for out in map(self.outputs, tables)]
-        metrics = {t: task_metrics(tables, preds, t, c, self.kinds[t]) for t, c in self.classes.items()}
-        metrics = {t: m for t, m in metrics.items() if m is not None}
-        for t, m in metrics.items():  # validation loss = the loss the task is trained with
-            if self.task_loss(t) is LOSSES["l1"]:
-                m["loss"] = m["expectation_l1"]
-        return metrics
-
-    def monitored(self, val: dict) -> float:
-        if self.cfg.monitor == "val_loss":
-            return sum(self.cfg.loss_weights.get(t, 1.0) * m["loss"] for t, m in val.items())
-        return float(np.mean([m["acc"] for m in val.values()]))
+    def trained_tables(self, epoch: int) -> list:
+        phase = self.schedule.phase(epoch)
+        return [sp.train for sp in self.splits] if phase == "joint" else [self.splits[phase].train]
 
     # ------------------------------------------------------------------------------------ loop
     def fit(self, resume: bool = False) -> dict:
@@ -263,33 +202,80 @@ class Trainer:
         gpus = tf.config.list_physical_devices("GPU")
         log.info("device: %s", f"{len(gpus)} GPU(s)" if gpus else "CPU (no GPU visible to TensorFlow)")
         log.info("run folder: %s", self.run.path.resolve())
-        log.info("tasks: %s  datasets: %s", self.classes, ", ".join(
+        log.info("tasks: %s  datasets: %s", {t: h.classes for t, h in self.heads.items()}, ", ".join(
             f"{sp.train.name} (train {len(sp.train)}, valid {len(sp.valid)}, test {len(sp.test)})"
             for sp in self.splits))
         if cfg.rounds is not None:
             log.info("budget: %d rounds (one pass over every dataset each) = %d epochs", cfg.rounds,
                      self.schedule.epochs)
-        start = restore_checkpoint(self) if resume else 0
-        if not resume:
+        start = 0
+        if resume:
+            last = restore_checkpoint(self.run, self.net, lambda: self.learner.optimizer, self.parts)
+            self.run.truncate_metrics(last + 1)
+            stopped = self.plateau.wait_stop >= self.plateau.stop_patience
+            start = self.schedule.epochs if stopped else last + 1  # an early-stopped run has nothing left
+            log.info("resumed after epoch %d (learning rate %.2e)", last + 1, self.lr)
+        else:
             self.set_frozen(bool(cfg.is_freezing))
         for epoch in range(start, self.schedule.epochs):
             if self.run_epoch(epoch):
                 break
-        return self.finish()
+        per_dataset = cfg.mode == "alternating" and cfg.bn_stats == "per_dataset" and any(
+            self.schedule.phase(e) != "joint" for e in range(self.schedule.epochs))
+        return test_best_weights(self.run, self.net, self.probe, self.heads, self.splits, per_dataset,
+                                 dict(self.budget.counts))
 
-    def run_epoch(self, epoch: int) -> bool:
-        """Train, evaluate and checkpoint one epoch; returns True when early stopping ends the run."""
-        import keras
+    def train_one_epoch(self, paths, targets, epoch: int, callbacks: list) -> dict:
+        """One pass of the learner's step over the epoch's rows; the history Keras' ``fit`` returns."""
         import tensorflow as tf
 
         from utils.pipelines import make_dataset, raise_undecodable
 
+        cfg, spec = self.cfg, self.spec
+        flip = flips(self.heads, self.transfer)
+
+        def dataset(batch, shard=None, steps=None):
+            ds = make_dataset(paths, targets, batch, spec.input_size, spec.channels, shuffle=True, seed=cfg.seed,
+                              augment=cfg.is_augmentation, repeat_epoch=epoch, cache=self.cache,
+                              flip_perms=flip, shard=shard, drop_remainder=shard is not None)
+            return ds.take(steps) if steps else ds
+
+        if self.multiworker:
+            return self.multiworker(self.learner, dataset, len(paths), cfg.batch_size, epoch)
+        try:
+            return self.learner.fit(dataset(cfg.batch_size), epochs=epoch + 1, initial_epoch=epoch, shuffle=False,
+                                    verbose=1 if sys.stdout.isatty() else 0, callbacks=callbacks).history
+        except tf.errors.InvalidArgumentError:
+            if self.cache is not None:
+                raise
+            raise_undecodable(paths)
+
+    def cosine_steps(self, epoch: int, steps: int):
+        """A callback that sets the cosine learning rate before every step of ``epoch`` (``--lr_schedule
+        cosine``); the epoch's first value is also the one logged and checkpointed."""
+        import keras
+
+        base, epochs, opt = self.cfg.lr, self.schedule.epochs, self.learner.optimizer
+        self.lr = cosine_lr(base, epoch / epochs)
+        opt.learning_rate.assign(self.lr)
+        return keras.callbacks.LambdaCallback(on_train_batch_begin=lambda batch, logs=None: opt.learning_rate.assign(
+            cosine_lr(base, (epoch + batch / max(steps, 1)) / epochs)))
+
+    def monitored(self, val: dict) -> float:
+        if self.cfg.monitor == "val_loss":
+            return sum(self.heads[t].weight * m["loss"] for t, m in val.items())
+        if self.cfg.monitor == "val_score":
+            return validation_score(val, self.heads, self.mae_of_mean)
+        return float(np.mean([m["acc"] for m in val.values()]))
+
+    def run_epoch(self, epoch: int) -> bool:
+        """Train, evaluate and checkpoint one epoch; returns True when early stopping ends the run."""
+        import keras
+
         cfg, t0 = self.cfg, time.time()
-        # No per-epoch tf.random.set_seed: it makes every tf.function retrace (train step, forward, BN
-        # estimation; measured 1.5-2 s per epoch at 32 px). The data's randomness is seeded per epoch
-        # (shuffle, augmentation, flips: pipelines.make_dataset), so a resumed run sees the same batches.
-        # Dropout's generator state is not in the checkpoint (Keras saves it at its initial value): with
-        # --is_dropout a resumed run draws other masks than an uninterrupted one (as it did before).
+        # TensorFlow is seeded once per run (a per-epoch tf.random.set_seed retraces every tf.function); the
+        # data's randomness is seeded per epoch (shuffle, augmentation, flips: pipelines.make_dataset) and the
+        # dropout generators are checkpointed, so a resumed run sees the same batches and masks.
         if cfg.is_freezing and epoch == cfg.no_freezing_epoch:
             self.set_frozen(False)
         paths, targets, stats, phase = self.epoch_data(epoch)
@@ -298,68 +284,43 @@ class Trainer:
         if cfg.lr_schedule == "cosine":
             callbacks.append(self.cosine_steps(epoch, math.ceil(len(paths) / cfg.batch_size)))
         t1 = time.time()
-        if self.multiworker:
-            hist = self.distributed_epoch(paths, targets, epoch)
-        else:
-            ds = make_dataset(paths, targets, cfg.batch_size, self.spec.input_size, self.spec.channels,
-                              shuffle=True, seed=cfg.seed, augment=cfg.is_augmentation, repeat_epoch=epoch,
-                              cache=self.cache, flip_perms=self.flip_perms)
-            try:
-                hist = self.model.fit(ds, epochs=epoch + 1, initial_epoch=epoch, shuffle=False,
-                                      verbose=1 if sys.stdout.isatty() else 0,
-                                      callbacks=callbacks).history
-            except tf.errors.InvalidArgumentError:
-                if self.cache is not None:
-                    raise
-                raise_undecodable(paths)
+        hist = self.train_one_epoch(paths, targets, epoch, callbacks)
         check_finite(hist, epoch, phase, self.run.path)
         timing["seconds_fit"], t1 = time.time() - t1, time.time()
-        if cfg.mode == "alternating":
-            update_dataset_stats(self, epoch)
+        alternated = cfg.mode == "alternating" and self.schedule.phase(epoch) != "joint"
+        self.probe.refresh(cfg.bn_stats if alternated else None)
         timing["seconds_bn"], t1 = time.time() - t1, time.time()
-        val = self.evaluate("valid")
+        val = self.probe.evaluate([sp.valid for sp in self.splits], self.heads)
         value = self.monitored(val)
         check_finite({"validation loss": [value]}, epoch, phase, self.run.path)
         decide = self.schedule.round_end(epoch)
         is_best, new_lr, stop = self.plateau.step(value, self.lr) if decide else (False, self.lr, False)
         self.teacher.update_gate(val, epoch)
-        row = {"epoch": epoch + 1, "phase": phase, "rounds": round(self.schedule.rounds_done(epoch), 3),
-               "lr": self.lr, "frozen": int(bool(self.frozen)), "seconds": 0.0,
-               **{f"train_{k}": float(v[-1]) for k, v in hist.items()}, **stats, cfg.monitor: value,
-               **self.budget.add(len(paths), self.trained_tables(epoch))}
-        task_part = sum(float(cfg.loss_weights.get(t, 1.0)) * float(hist[f"{t}_prediction_loss"][-1])
-                        for t in self.classes if f"{t}_prediction_loss" in hist)
-        if "loss" in hist and (cfg.regularization or cfg.weights_decay):  # what the penalties add to the loss
-            row["train_penalty"] = float(hist["loss"][-1]) - task_part
-            row["train_penalty_share"] = row["train_penalty"] / max(float(hist["loss"][-1]), 1e-12)
-        if getattr(self, "weighting", None) is not None:
-            self.weighting.epoch_end({t: float(hist[f"{t}_prediction_loss"][-1]) for t in self.classes
-                                      if f"{t}_prediction_loss" in hist})
-            row.update({f"weighting_{k}": v for k, v in self.weighting.state().items()})
+        trained = [t for t in self.heads if np.any(targets[t] != 0)]
+        self.weighting.epoch_end({t: float(hist[f"{t}_prediction_loss"][-1]) for t in trained})
+        row = epoch_row(epoch, phase, self.schedule.rounds_done(epoch), self.lr, self.frozen, hist, stats,
+                        cfg.monitor, value, val, self.budget.add(len(paths), self.trained_tables(epoch)),
+                        {t: h.weight for t, h in self.heads.items()}, bool(cfg.regularization or cfg.weights_decay),
+                        self.weighting.state())
         for t, m in val.items():
-            row[f"val_{t}_acc"], row[f"val_{t}_bacc"], row[f"val_{t}_loss"] = m["acc"], m["balanced_acc"], m["loss"]
-            row.update({f"val_{t}_{k}": v for k, v in error_metrics(m).items()})
             self.run.write_confusion(f"epoch_{epoch + 1:03d}_{t}", m["confusion"],
-                                     m.get("confusion_names", self.class_names[t]), f"epoch {epoch + 1} {t} (valid)")
+                                     m.get("confusion_names", list(self.heads[t].names)),
+                                     f"epoch {epoch + 1} {t} (valid)")
         timing["seconds_eval"] = time.time() - t1
         row.update({k: round(v, 2) for k, v in timing.items()})
         row["seconds"] = round(time.time() - t0, 2)
-        log.info("epoch %d/%d [%s] %s %s=%.4f%s%s (%.1fs)", epoch + 1, self.schedule.epochs, phase,
-                 " ".join(f"val_{t}_acc={m['acc']:.4f}" + (f" val_{t}_mae={m['mae']:.2f}" if "mae" in m else "")
-                          for t, m in val.items()), cfg.monitor, value,
-                 "".join(f" {k}={v:.3f}" for k, v in stats.items()
-                         if isinstance(v, float) and not k.startswith("seconds")),
-                 " *" if is_best else "", row["seconds"])
+        log_epoch(epoch, self.schedule.epochs, phase, val, cfg.monitor, value, stats, is_best, row["seconds"])
         if new_lr != self.lr:
             log.info("  learning rate %.2e -> %.2e (no improvement for %d %s)", self.lr, new_lr, cfg.patience,
                      "rounds" if cfg.mode == "alternating" else "epochs")
             self.lr = new_lr
-            self.model.optimizer.learning_rate.assign(new_lr)
-        self.checkpoint(epoch, row, is_best, stop)
+            self.learner.optimizer.learning_rate.assign(new_lr)
+        save_checkpoint(self.run, self.net, self.learner.optimizer, epoch, row, is_best, self.parts)
         if stop:
             log.info("  early stopping after epoch %d: no improvement for %d %s", epoch + 1,
                      self.plateau.stop_patience, "rounds" if cfg.mode == "alternating" else "epochs")
         return stop
+
 
 def train(cfg: RunConfig, resume: bool = False) -> dict:
     """Train one configuration (or continue it from its run folder); returns the run folder and test metrics."""

@@ -31,7 +31,7 @@ class FillInputs:
     a labelled sample (``L``)."""
 
     task: str
-    kind: str  # classes | years | degrees (utils.kinds)
+    kind: object  # the task's kind (utils.kinds): how answers, weights and target rows are formed
     n_classes: int  # head outputs (angles for degrees)
     logits: np.ndarray  # (N_U, C) the head's pre-activation output
     probs: np.ndarray  # (N_U, C) the head's prediction (angles in degrees for degrees)
@@ -57,7 +57,8 @@ class MissingTaskStrategy:
 
     def needs(self, kinds: set) -> set:
         """Teacher outputs this strategy reads, of: features, labelled, mirror, label_transfer. An empty set
-        with ``uses_teacher`` False means no teacher pass at all. ``kinds``: the kinds of the filled tasks."""
+        with ``uses_teacher`` False means no teacher pass at all. ``kinds``: the kind objects of the filled
+        tasks (``utils/kinds.py``)."""
         return set()
 
     @property

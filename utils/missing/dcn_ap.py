@@ -19,6 +19,8 @@ class DCNAP(MTLSA):
         Flag("mrf_iterations", int, "DCN-AP: mean-field updates"),
     )
 
+    labelled_rows = 2048  # labels propagate from every labelled row it forwards (MTL-SA's GMM needs only 512)
+
     def needs(self, kinds: set) -> set:
         return super().needs(kinds) | {"features", "labelled"}
 

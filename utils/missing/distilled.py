@@ -3,7 +3,7 @@ alternating training this is DML-LWF / learning without forgetting (Li and Hoiem
 from __future__ import annotations
 
 from utils.missing.base import FillInputs, Flag, MissingTaskStrategy
-from utils.pseudo_labels import angle_targets, distilled_targets
+from utils.pseudo_labels import distilled_targets
 
 
 class Distilled(MissingTaskStrategy):
@@ -11,9 +11,7 @@ class Distilled(MissingTaskStrategy):
     flags = (Flag("distill_t", float, "distillation temperature T"),)
 
     def fill(self, x: FillInputs):
-        if x.kind == "degrees":
-            return angle_targets(self.p, x.probs, distilled=True)
-        return distilled_targets(self.p, x.logits, x.probs, x.oracle)
+        return distilled_targets(self.p, x.kind, x.logits, x.probs, x.oracle)
 
     def label(self, mode: str) -> str:
         return ("DML-LWF" if mode == "alternating" else "distilled") + f" T={self.p.distill_t:g}"

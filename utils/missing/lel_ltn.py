@@ -14,6 +14,7 @@ class LELLTN(MTLSA):
     name = "lel_ltn"
     flags = (Flag("ltn_dim", int, "LEL-LTN: width of the shared label embedding space"),)
     model_needs_label_embedding = True
+    # labelled rows serve only the distribution weight's GMM, as in MTL-SA: its 512 (mtl_sa.py)
 
     def needs(self, kinds: set) -> set:
         return super().needs(kinds) | {"label_transfer"}

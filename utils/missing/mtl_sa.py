@@ -5,7 +5,7 @@ or soft interpolation between the weighted pseudo label and the distilled one (`
 from __future__ import annotations
 
 from utils.missing.base import FillInputs, Flag, MissingTaskStrategy
-from utils.pseudo_labels import angle_targets, selective_targets
+from utils.pseudo_labels import selective_targets
 
 
 class MTLSA(MissingTaskStrategy):
@@ -37,7 +37,7 @@ class MTLSA(MissingTaskStrategy):
         out = {"features"} if p.is_pesudo_density or p.is_pesudo_distribution else set()
         if p.is_pesudo_distribution:
             out.add("labelled")
-        if p.is_pesudo_confidence and "degrees" in kinds:
+        if p.is_pesudo_confidence and any(k.mirror_confidence for k in kinds):
             out.add("mirror")
         return out
 
@@ -46,11 +46,9 @@ class MTLSA(MissingTaskStrategy):
         return x.logits, x.probs
 
     def fill(self, x: FillInputs):
-        if x.kind == "degrees":
-            return angle_targets(self.p, x.probs, x.mirrored, x.features, x.labelled_features, x.flip_signs,
-                                 distilled=False)
         logits, probs = self.teacher_labels(x)
-        return selective_targets(self.p, logits, probs, x.features, x.labelled_features, x.oracle)
+        return selective_targets(self.p, x.kind, logits, probs, x.features, x.labelled_features, x.oracle,
+                                 x.mirrored, x.flip_signs)
 
     def label(self, mode: str) -> str:
         p = self.p

@@ -1,14 +1,15 @@
 """Pseudo-Label (Lee, ICML 2013 workshop "Pseudo-Label: the simple and efficient semi-supervised learning
 method"), with the confidence threshold of FixMatch (Sohn et al., NeurIPS 2020, sec. 2.2): a row whose
-teacher prediction reaches ``--pl_threshold`` gets its argmax as a one-hot label at full weight; the
-other rows are masked. Angles in degrees: the teacher's values at full weight (no confidence exists)."""
+teacher prediction reaches ``--pl_threshold`` gets its answer as a label at full weight; the other rows
+are masked. The confidence is the task kind's (``utils/kinds.py``): the top probability for classes,
+the mass within 5 years of the expected age for years; values regressed without a probability (angles)
+are all kept."""
 from __future__ import annotations
 
 import numpy as np
 
 from utils.missing.base import FillInputs, Flag, MissingTaskStrategy
-from utils.pseudo_labels import PseudoResult, angle_targets
-from utils.targets import onehot
+from utils.pseudo_labels import PseudoResult, with_stats
 
 
 class PseudoLabel(MissingTaskStrategy):
@@ -16,17 +17,11 @@ class PseudoLabel(MissingTaskStrategy):
     flags = (Flag("pl_threshold", float, "Pseudo-Label: keep the rows whose top probability reaches this", 0.95),)
 
     def fill(self, x: FillInputs):
-        if x.kind == "degrees":
-            return angle_targets(self.p, x.probs, distilled=True)
-        threshold = self.p.options.get("pl_threshold", 0.95)
-        pseudo = x.probs.argmax(1)
-        keep = x.probs.max(1) >= threshold
-        rows = onehot(np.where(keep, pseudo, -1), x.n_classes)
-        stats = {"selected_share": float(keep.mean()) if len(keep) else 0.0}
-        known = x.oracle >= 0 if x.oracle is not None else np.zeros(len(keep), bool)
-        if (keep & known).any():
-            stats["oracle_acc_selected"] = float((pseudo == x.oracle)[keep & known].mean())
-        return PseudoResult(rows, pseudo, keep.astype(np.float32), keep, stats)
+        confidence, values = x.kind.confidence(x.probs)
+        keep = confidence >= self.p.options.get("pl_threshold", 0.95)
+        rows = np.where(keep[:, None], x.kind.weighted(values, np.ones(len(keep)), x.probs.shape[1]), 0.0)
+        return with_stats(x.kind, PseudoResult(rows.astype(np.float32), values, keep.astype(np.float32), keep),
+                          x.oracle)
 
     def label(self, mode: str) -> str:
         return f"Pseudo-Label t={self.p.options.get('pl_threshold', 0.95):g}"
