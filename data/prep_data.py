@@ -2,6 +2,7 @@
 
     python data/prep_data.py --dataset toy                     # synthetic faces, no download
     python data/prep_data.py --dataset expw --root /data/ExpW  # a raw release, as distributed
+    python data/prep_data.py --dataset utk_parts               # UTKFace (converted first) as 3 single-task parts
 
 Output: ``<out>/db/<name>_cleaned.csv`` (the data contract of utils/datasets.py) and crops under
 ``<out>/crops/<name>/``. Skipped rows are counted and reported per reason.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import sys
 from pathlib import Path
 
@@ -17,16 +19,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import utils  # noqa: E402,F401
 from utils.datasets import DataError, default_data_dir, load_table  # noqa: E402
+from utils.tasks import CONVERTERS as DATASET_CONVERTERS  # noqa: E402
 
-CONVERTERS = {name: f"data.sources.{name}" for name in (
-    "fer2013", "ferplus", "sfew", "expw", "aflw", "aflw2000", "pointing04", "adience", "utkface", "fgnet")}
-CONVERTERS.update({"imdb": "data.sources.imdb_wiki", "wiki": "data.sources.imdb_wiki"})
+# --dataset NAME: every registered dataset by its name, and each converter by its own name (utk_parts)
+CONVERTERS = {**{name: f"data.sources.{module}" for name, module in DATASET_CONVERTERS.items()},
+              **{module: f"data.sources.{module}" for module in DATASET_CONVERTERS.values()}}
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--dataset", required=True, help=f"toy | {' | '.join(CONVERTERS)}")
-    p.add_argument("--root", default=None, help="folder of the raw release")
+    p.add_argument("--root", nargs="+", default=None,
+                   help="folder of the raw release (utkface: several folders, e.g. its parts, read together)")
     p.add_argument("--out", default=None, help="data root to write into (default: ./data or $MTL_DATA_DIR)")
     p.add_argument("--margin", type=float, default=0.1, help="extra border around face boxes, x box size")
     p.add_argument("--size", type=int, default=128, help="side of the saved square crops (0 = keep size)")
@@ -39,7 +43,9 @@ def main(argv=None) -> int:
     p.add_argument("--min_face_score", type=float, default=1.0, help="imdb/wiki: minimum face_score")
     p.add_argument("--allow_second_face", action="store_true", help="imdb/wiki: keep photos with a second face")
     p.add_argument("--n", type=int, default=1500, help="toy: images per synthetic dataset")
-    p.add_argument("--seed", type=int, default=0, help="toy: random seed")
+    p.add_argument("--seed", type=int, default=0, help="toy, utk_parts: random seed")
+    p.add_argument("--shift", type=float, default=0.5,
+                   help="utk_parts: probability that a face goes to its race group's home part (0 = no shift)")
     a = p.parse_args(argv)
     out = Path(a.out) if a.out else default_data_dir()
     try:
@@ -52,12 +58,22 @@ def main(argv=None) -> int:
             return 0
         if a.dataset not in CONVERTERS:
             p.error(f"unknown dataset {a.dataset!r}; choose from toy, {', '.join(CONVERTERS)}")
-        if not a.root or not Path(a.root).is_dir():
-            raise DataError(f"--root must be the folder of the raw {a.dataset} release (got {a.root!r})")
         module = importlib.import_module(CONVERTERS[a.dataset])
+        roots = [Path(r) for r in a.root or []]
+        if getattr(module, "NEEDS_ROOT", True):
+            bad = [str(r) for r in roots if not r.is_dir()]
+            if not roots or bad:
+                raise DataError(f"--root must be the folder of the raw {a.dataset} release (not a folder: "
+                                f"{', '.join(bad) or 'none given'})")
+            if len(roots) > 1 and "more_roots" not in inspect.signature(module.convert).parameters:
+                raise DataError(f"--root: the {a.dataset} converter reads one folder; got {len(roots)}")
         extra = {"name": a.dataset, "min_face_score": a.min_face_score,
                  "one_face": not a.allow_second_face} if a.dataset in ("imdb", "wiki") else {}
-        csv, n, report = module.convert(Path(a.root), out, margin=a.margin, size=a.size or None,
+        if len(roots) > 1:
+            extra["more_roots"] = roots[1:]
+        if a.dataset == "utk_parts" or CONVERTERS[a.dataset].endswith(".utk_parts"):
+            extra.update(shift=a.shift, seed=a.seed)
+        csv, n, report = module.convert(roots[0] if roots else None, out, margin=a.margin, size=a.size or None,
                                         limit=a.limit, detector=a.detector, align=a.align, **extra)
         load_table(str(csv))  # the result must pass the data contract
         print(report.summary(n, csv))

@@ -221,3 +221,35 @@ def test_fgnet_aligned_crops_on_the_real_sample(tmp_path):
     root = shared_sample("fgnet_sample")
     csv, n, _ = fgnet.convert(root, tmp_path, size=64, limit=20, align=True)
     assert n == 20 and load_table(str(csv)).paths.size == 20
+
+
+def test_utkface_parts_are_disjoint_single_task_sets_with_hidden_labels_and_a_race_shift(tmp_path, capsys):
+    from data.sources import utk_parts
+
+    rng = np.random.default_rng(0)
+    n = 600
+    folder = tmp_path / "UTKFace"
+    folder.mkdir()
+    races = rng.choice(5, n, p=[0.4, 0.2, 0.15, 0.15, 0.1])
+    for i, r in enumerate(races):
+        face_jpg(folder / f"{rng.integers(1, 90)}_{rng.integers(0, 2)}_{r}_2017{i:08d}.jpg.chip.jpg", side=40)
+    assert prep_main(["--dataset", "utkface", "--root", str(folder), "--out", str(tmp_path), "--size", "32"]) == 0
+    assert prep_main(["--dataset", "utk_parts", "--out", str(tmp_path), "--shift", "0.8"]) == 0
+    out = capsys.readouterr().out
+    parts = {p: pd.read_csv(tmp_path / "db" / f"{p}_cleaned.csv") for p in utk_parts.PARTS}
+    paths = [set(f["full_path"]) for f in parts.values()]
+    assert sum(map(len, paths)) == n and not (paths[0] & paths[1] or paths[0] & paths[2] or paths[1] & paths[2])
+    age, gender, race = (load_table(p, tmp_path) for p in utk_parts.PARTS)
+    assert (age.tasks, gender.tasks, race.tasks) == (("age",), ("gender",), ("race",))
+    assert age.oracle_vocab["race"] == utk_parts.RACE5 and len(gender.oracle_vocab["age"]) == 101  # years
+    whole = pd.read_csv(tmp_path / "db" / "utkface_cleaned.csv").set_index("full_path")
+    np.testing.assert_array_equal(gender.oracle["race"], whole.loc[parts["utk_gender"]["full_path"], "race"])
+    np.testing.assert_array_equal(race.oracle["age"], whole.loc[parts["utk_race"]["full_path"], "age_years"])
+    white = {p: (f["full_path"].map(whole["race"]) == 0).mean() for p, f in parts.items()}
+    assert white["utk_age"] > 0.7 > 0.3 > white["utk_gender"]  # White faces go mostly to the age part
+    for f in parts.values():  # a fixed 70 / 10 / 20 split of every part
+        share = f["split"].value_counts(normalize=True)
+        assert abs(share["test"] - 0.2) < 0.03 and abs(share["valid"] - 0.1) < 0.03
+    assert prep_main(["--dataset", "utk_parts", "--out", str(tmp_path), "--shift", "0.8"]) == 0
+    assert pd.read_csv(tmp_path / "db" / "utk_race_cleaned.csv").equals(parts["utk_race"])  # seeded: reproducible
+    assert "utk_race_cleaned.csv" in out and "race mix" in out

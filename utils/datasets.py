@@ -3,8 +3,10 @@
 A cleaned CSV has a ``full_path`` column (absolute, or relative to the data root that holds ``db/``),
 one integer label column per task the dataset labels (``emotion``, ``pose``, ``gender``, ``age``), an
 optional ``split`` column (train / valid / test), optional ``fold`` or ``subject`` columns for
-subject-disjoint splits, and optional ``oracle_<task>`` columns (hidden labels of synthetic data, used
-only to measure pseudo-label quality). Every failure is a ``DataError`` whose message names the file,
+subject-disjoint splits, and optional ``oracle_<task>`` columns (hidden true labels of a task the dataset
+does not label, in the task's default vocabulary; ``oracle_age_years`` for ages in years), used only to
+measure pseudo-label quality: the synthetic faces and the UTKFace parts have them. Every failure is a
+``DataError`` whose message names the file,
 the row and the column.
 """
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from utils.tasks import DATASETS, TASKS, DatasetInfo, canonical_name, dataset_info
+from utils.tasks import AGE_YEARS, DATASETS, DEFAULT_VOCAB, TASKS, DatasetInfo, canonical_name, dataset_info
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +41,11 @@ class Table:
     info: DatasetInfo
     paths: np.ndarray
     labels: dict
-    oracle: dict = field(default_factory=dict)
+    oracle: dict = field(default_factory=dict)  # task -> hidden true labels (-1 unknown)
     split: np.ndarray | None = None
     groups: np.ndarray | None = None
     group_kind: str | None = None  # 'fold' or 'subject' when ``groups`` is set
+    oracle_vocab: dict = field(default_factory=dict)  # task -> the vocabulary of its oracle labels
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -56,7 +59,7 @@ class Table:
         pick = lambda d: {k: v[index] for k, v in d.items()}  # noqa: E731
         return Table(self.name, self.csv_path, self.info, self.paths[index], pick(self.labels),
                      pick(self.oracle), None if self.split is None else self.split[index],
-                     None if self.groups is None else self.groups[index], self.group_kind)
+                     None if self.groups is None else self.groups[index], self.group_kind, self.oracle_vocab)
 
 
 def default_data_dir() -> Path:
@@ -204,8 +207,10 @@ def load_table(name: str, data_dir=None, tasks=None, image_check: str = "header"
     vocab = {t: info.vocab.get(t) or dataset_info("", [t]).vocab[t] for t in wanted}
     labels = {t: _angle_labels(frame, info.column(t), csv) if isinstance(info.column(t), tuple)
               else _int_labels(frame, info.column(t), len(vocab[t]), csv) for t in wanted}
-    oracle = {t: _int_labels(frame, f"oracle_{t}", len(dataset_info("", [t]).vocab[t]), csv)
-              for t in TASKS if f"oracle_{t}" in frame.columns}
+    oracle_vocab = {t: AGE_YEARS if f"oracle_{t}_years" in frame.columns else DEFAULT_VOCAB[t] for t in TASKS
+                    if f"oracle_{t}" in frame.columns or f"oracle_{t}_years" in frame.columns}
+    oracle = {t: _int_labels(frame, f"oracle_{t}_years" if v is AGE_YEARS else f"oracle_{t}", len(v), csv)
+              for t, v in oracle_vocab.items()}
     root = _image_root(csv)
     paths = np.array([p if os.path.isabs(p) else str(root / p) for p in frame["full_path"].astype(str)])
     check_images(paths, csv, image_check)
@@ -224,7 +229,7 @@ def load_table(name: str, data_dir=None, tasks=None, image_check: str = "header"
             groups = (col, frame[col].astype(str).to_numpy())
             break
     return Table(info.name, csv, DatasetInfo(info.name, vocab, info.columns), paths, labels, oracle, split,
-                 *(groups[::-1] if groups else (None, None)))
+                 *(groups[::-1] if groups else (None, None)), oracle_vocab)
 
 
 def split_indices(table: Table, n_splits: int = 5, fold: int = 0, seed: int = 1,

@@ -19,6 +19,7 @@ WEIGHTINGS = {
     "pcgrad": "utils.weighting:PCGrad",
     "mgda": "utils.weighting:MGDA",
     "cagrad": "utils.weighting_cagrad:CAGrad",
+    "rlw": "utils.weighting_rlw:RLW",
 }
 
 MISSING_TASKS = {

@@ -261,8 +261,8 @@ def min_norm_weights(grads, present, steps: int = 50):
     return alpha
 
 
-def make_weighting(name: str, tasks: list, base: list, lr: float = 0.025) -> Weighting:
-    """The strategy registered as ``name`` in ``utils.registries.WEIGHTINGS``."""
+def make_weighting(name: str, tasks: list, base: list, lr: float = 0.025, seed: int = 1) -> Weighting:
+    """The strategy registered as ``name`` in ``utils.registries.WEIGHTINGS`` (``seed``: for random ones)."""
     from utils.registries import WEIGHTINGS, resolve
 
-    return resolve(WEIGHTINGS, name, "--weighting")(tasks, base, lr=lr)
+    return resolve(WEIGHTINGS, name, "--weighting")(tasks, base, lr=lr, seed=seed)

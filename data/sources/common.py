@@ -16,6 +16,7 @@ class Report:
 
     def __init__(self, name: str):
         self.name, self.skipped, self.examples, self.notes = name, Counter(), {}, Counter()
+        self.lines = []  # whole lines for the summary (what a converter wrote besides its main CSV)
 
     def note(self, what: str) -> None:
         """Count rows that were kept but handled differently (e.g. not aligned)."""
@@ -31,7 +32,7 @@ class Report:
             example = f"  (e.g. {self.examples[reason]})" if self.examples[reason] else ""
             lines.append(f"  skipped {n:6d}  {reason}{example}")
         lines += [f"  kept    {n:6d}  {what}" for what, n in self.notes.most_common()]
-        return "\n".join(lines)
+        return "\n".join(lines + [f"  {line}" for line in self.lines])
 
 
 def crop_box(img: np.ndarray, x0: float, y0: float, x1: float, y1: float, margin: float = 0.0):

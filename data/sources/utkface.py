@@ -27,9 +27,11 @@ def parse_name(name: str):
     return age, 1 - gender, race
 
 
-def convert(root: Path, out: Path, size=None, limit=None, **_) -> tuple:
+def convert(root: Path, out: Path, size=None, limit=None, more_roots=(), **_) -> tuple:
+    """``root`` and ``more_roots``: folders of the release (e.g. its parts), read together."""
     report, rows = Report("utkface"), []
-    for f in sorted(p for p in root.rglob("*.jpg") if p.is_file()):
+    files = sorted(p for r in (root, *more_roots) for p in r.rglob("*.jpg") if p.is_file())
+    for f in files:
         if limit and len(rows) >= limit:
             break
         parsed = parse_name(f.name)

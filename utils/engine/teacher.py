@@ -25,6 +25,13 @@ from utils.tasks import FLIP_SIGNS
 log = logging.getLogger(__name__)
 
 
+def oracle_of(table: Table, task: str, names: tuple) -> np.ndarray:
+    """The table's hidden true labels of ``task`` when they are in the run's vocabulary, else -1s."""
+    if task in table.oracle and tuple(table.oracle_vocab.get(task, ())) == tuple(names):
+        return table.oracle[task]
+    return np.full(len(table), -1)
+
+
 class Teacher:
     """Fills missing tasks from the run's missing-task ``strategy`` (``utils/missing/``) with the ``probe``'s
     outputs; it owns the gate (which tasks' teachers passed) and the labelled samples."""
@@ -102,8 +109,7 @@ class Teacher:
                 return np.concatenate([outs[i][key] for i in members])
 
             x = FillInputs(task, head.kind, head.classes, part(f"{task}_logits"), part(f"{task}_probs"),
-                           oracle=np.concatenate([unlabelled[i].oracle.get(task, np.full(len(unlabelled[i]), -1))
-                                                  for i in members]),
+                           oracle=np.concatenate([oracle_of(unlabelled[i], task, head.names) for i in members]),
                            flip_signs=tuple(FLIP_SIGNS.get(a, 1.0) for a in head.names))
             if "features" in needs:
                 x.features = part(f"{task}_features")

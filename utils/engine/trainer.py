@@ -97,7 +97,7 @@ class Trainer:
             shared = [v for layer in trunk_layers(self.net, self.heads) for v in layer.trainable_weights]
             kernels = [v.path for v in shared if v.path.endswith("kernel")]
             self.weighting = make_weighting(cfg.weighting, list(self.heads), [h.weight for h in self.heads.values()],
-                                            cfg.weighting_lr)
+                                            cfg.weighting_lr, cfg.seed)
             self.learner = MultiTaskLearner(self.net, objectives(self.heads, self.transfer), self.weighting,
                                             {v.path for v in shared}, kernels[-1] if kernels else None)
         self.probe = Probe(self.net, list(self.heads), self.splits, self.spec.input_size, self.spec.channels,

@@ -1,0 +1,306 @@
+"""Tables and plots of the UTKFace study (README, "Does MTL-SA help on real faces?") from its committed run
+records alone: per-task results, Delta_m against STL, the pre-registered primary contrast, the budget
+curve, the factor ablation and pseudo-label accuracy against the hidden true labels.
+
+    python benchmarks/study_report.py studies/utk          # writes studies/utk/report/*.md and *.png
+
+Delta_m (Maninis et al., CVPR 2019): ``(1/T) sum_i (-1)^{l_i} (M_i - M_STL,i) / M_STL,i x 100 %`` over the
+tasks, ``l_i = 1`` where lower is better; here ``M`` is the age MAE (lower), gender accuracy and race
+balanced accuracy (race is imbalanced), and ``M_STL`` the mean of the setting's STL runs over seeds.
+Intervals are 95 % percentile bootstraps over seeds (10,000 resamples, seeded); paired tests are
+two-sided paired t-tests, Holm-corrected over the secondary comparisons. Standard deviations are
+sample standard deviations (ddof 1).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+METRICS = {"age": ("mae", -1), "gender": ("acc", 1), "race": ("balanced_acc", 1)}  # metric, +1 higher is better
+LABELS = {"stl": "STL", "all_in_one": "All-in-one", "naive_alternation": "naive alternation", "dml_lwf": "DML-LWF",
+          "mtl_sa_hard": "MTL-SA hard", "mtl_sa_soft": "MTL-SA soft", "pseudo_label": "Pseudo-Label",
+          "lel_ltn": "LEL-LTN", "dcn_ap": "DCN-AP", "rlw": "RLW", "mtl_sa_hard_conf": "MTL-SA hard, confidence only",
+          "mtl_sa_hard_dens": "MTL-SA hard, density only", "mtl_sa_hard_dist": "MTL-SA hard, distribution only"}
+PRIMARY = ("mtl_sa_hard", "dml_lwf")
+
+
+def label(method: str) -> str:
+    if method.startswith("weighting_chosen_"):
+        return f"All-in-one [{method.removeprefix('weighting_chosen_')}], chosen on validation"
+    if method.startswith("weighting_"):
+        return f"All-in-one [{method.removeprefix('weighting_')}]"
+    return LABELS.get(method, method)
+
+
+def load(folder: Path) -> dict:
+    """method -> seed -> {"test": test metrics per task, "metrics": metrics.csv rows} for one setting/budget."""
+    import pandas as pd
+
+    runs = defaultdict(dict)
+    for test in sorted(folder.glob("runs/*/*/test_metrics.json")):
+        method, seed = test.parent.name.rsplit("-seed", 1)
+        method = "stl" if method.startswith("stl_") else method
+        rec = runs[method].setdefault(int(seed), {"test": {}, "metrics": []})
+        rec["test"].update(json.loads(test.read_text())["test"])
+        rec["metrics"].append(pd.read_csv(test.parent / "metrics.csv"))
+    return runs
+
+
+def value(test: dict, task: str) -> float:
+    return float(test[task][METRICS[task][0]])
+
+
+def stl_reference(runs: dict) -> dict:
+    return {t: float(np.mean([value(r["test"], t) for r in runs["stl"].values() if t in r["test"]])) for t in METRICS}
+
+
+def delta_m(test: dict, ref: dict) -> float:
+    return float(np.mean([METRICS[t][1] * (value(test, t) - ref[t]) / ref[t] * 100 for t in METRICS]))
+
+
+def bootstrap(d: np.ndarray, n: int = 10000, seed: int = 0) -> tuple:
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(0, len(d), (n, len(d)))].mean(1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def sd(x) -> float:
+    return float(np.std(x, ddof=1)) if len(x) > 1 else float("nan")
+
+
+def holm(pvalues: dict) -> dict:
+    """Holm-Bonferroni adjusted p-values."""
+    order = sorted(pvalues, key=pvalues.get)
+    out, running = {}, 0.0
+    for i, k in enumerate(order):
+        running = max(running, min(1.0, (len(order) - i) * pvalues[k]))
+        out[k] = running
+    return out
+
+
+def results_table(runs: dict) -> list:
+    """Markdown rows: per method, each task's metric (and accuracy beside race's balanced accuracy) and Delta_m."""
+    ref = stl_reference(runs)
+    lines = ["| method | seeds | age MAE (years) | gender acc | race balanced acc (acc) | Delta_m vs STL (%) |",
+             "|---|---:|---:|---:|---:|---:|"]
+    order = ["stl", "all_in_one", "naive_alternation", "dml_lwf", "mtl_sa_hard", "mtl_sa_soft", "pseudo_label",
+             "lel_ltn", "dcn_ap", "rlw"]
+    methods = [m for m in order if m in runs] + sorted(m for m in runs if m not in order)
+    for m in methods:
+        seeds = sorted(runs[m])
+        if m == "stl":
+            per = {t: [value(runs[m][s]["test"], t) for s in seeds if t in runs[m][s]["test"]] for t in METRICS}
+            cells = [f"{np.mean(v):.2f} ± {sd(v):.2f}" if t == "age" else f"{np.mean(v):.3f} ± {sd(v):.3f}"
+                     for t, v in per.items()]
+            acc = [runs[m][s]["test"]["race"]["acc"] for s in seeds if "race" in runs[m][s]["test"]]
+            cells[2] += f" ({np.mean(acc):.3f})"
+            lines.append(f"| {label(m)} | {len(seeds)} | " + " | ".join(cells) + " | 0 (reference) |")
+            continue
+        tests = [runs[m][s]["test"] for s in seeds if all(t in runs[m][s]["test"] for t in METRICS)]
+        cells = []
+        for t in METRICS:
+            v = [value(x, t) for x in tests]
+            cells.append(f"{np.mean(v):.2f} ± {sd(v):.2f}" if t == "age" else f"{np.mean(v):.3f} ± {sd(v):.3f}")
+        cells[2] += f" ({np.mean([x['race']['acc'] for x in tests]):.3f})"
+        dm = np.array([delta_m(x, ref) for x in tests])
+        lo, hi = bootstrap(dm)
+        lines.append(f"| {label(m)} | {len(tests)} | " + " | ".join(cells)
+                     + f" | {dm.mean():+.2f} ± {sd(dm):.2f} [{lo:+.2f}, {hi:+.2f}] |")
+    return lines
+
+
+def paired(runs: dict, a: str, b: str) -> dict | None:
+    """Delta_m of ``a`` minus ``b`` on the seeds both have: mean, sd, bootstrap interval, t-test p, wins."""
+    from scipy.stats import ttest_rel
+
+    ref = stl_reference(runs)
+    seeds = sorted(set(runs.get(a, {})) & set(runs.get(b, {})))
+    if len(seeds) < 2:
+        return None
+    da = np.array([delta_m(runs[a][s]["test"], ref) for s in seeds])
+    db = np.array([delta_m(runs[b][s]["test"], ref) for s in seeds])
+    d = da - db
+    lo, hi = bootstrap(d)
+    p = float(ttest_rel(da, db).pvalue) if np.std(d) > 0 else float("nan")
+    return {"n": len(seeds), "mean": float(d.mean()), "sd": sd(d), "ci": (lo, hi), "p": p,
+            "wins": int((d > 0).sum()), "seeds": seeds}
+
+
+def contrast_lines(runs: dict, secondary_baseline: str = "all_in_one") -> list:
+    out = []
+    prim = paired(runs, *PRIMARY)
+    if prim:
+        out.append(f"**Primary contrast, MTL-SA hard minus DML-LWF, Delta_m**: {prim['mean']:+.2f} ± {prim['sd']:.2f} "
+                   f"points (seeds {prim['seeds']}, {prim['wins']}/{prim['n']} better), 95 % bootstrap interval "
+                   f"[{prim['ci'][0]:+.2f}, {prim['ci'][1]:+.2f}], paired t-test p = {prim['p']:.3f}.")
+    rows = {m: paired(runs, m, secondary_baseline) for m in runs if m not in ("stl", secondary_baseline)}
+    rows = {m: r for m, r in rows.items() if r}
+    if rows:
+        adj = holm({m: r["p"] for m, r in rows.items() if not np.isnan(r["p"])})
+        out += ["", f"Secondary: each method's Delta_m minus {label(secondary_baseline)}'s on the same seeds "
+                    f"(Holm-corrected over {len(adj)} comparisons).", "",
+                "| method | pairs | difference (points) | 95 % bootstrap | better | p | p (Holm) |",
+                "|---|---:|---:|---:|---:|---:|---:|"]
+        for m, r in sorted(rows.items(), key=lambda kv: -kv[1]["mean"]):
+            out.append(f"| {label(m)} | {r['n']} | {r['mean']:+.2f} ± {r['sd']:.2f} | [{r['ci'][0]:+.2f}, "
+                       f"{r['ci'][1]:+.2f}] | {r['wins']}/{r['n']} | {r['p']:.3f} | {adj.get(m, float('nan')):.3f} |")
+    return out
+
+
+def gate_lines(runs: dict) -> list:
+    """When each task's teacher passed the gate (first epoch with teacher_<task>_on = 1), MTL-SA hard."""
+    out = []
+    for m in ("mtl_sa_hard", "dml_lwf"):
+        firsts = defaultdict(list)
+        for rec in runs.get(m, {}).values():
+            frame = rec["metrics"][0]
+            for t in METRICS:
+                col = f"teacher_{t}_on"
+                if col in frame:
+                    on = frame.index[frame[col] == 1]
+                    firsts[t].append(int(frame.loc[on[0], "epoch"]) if len(on) else None)
+        if firsts:
+            out.append(f"{label(m)}: teacher gate first open at epoch " + "; ".join(
+                f"{t} {', '.join('never' if e is None else str(e) for e in v)}" for t, v in firsts.items()) + ".")
+    return out
+
+
+def pseudo_accuracy_plot(runs: dict, path: Path, methods=("mtl_sa_hard", "dml_lwf", "pseudo_label")) -> list:
+    """Pseudo-label quality against the hidden labels per epoch (mean over seeds): gender and race accuracy of
+    all / selected / rejected pseudo labels, age MAE; returns markdown rows of the last epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("gender", "acc", "gender: pseudo-label accuracy"), ("race", "acc", "race: pseudo-label accuracy"),
+              ("age", "mae", "age: pseudo-age error (years)")]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    styles = {"all": "-", "selected": "--", "rejected": ":"}
+    colours = dict(zip(methods, ("tab:red", "tab:blue", "tab:green")))
+    rows = []
+    for ax, (task, kind, title) in zip(axes, panels):
+        for m in methods:
+            for part, style in styles.items():
+                col = f"pseudo_{task}_oracle_{kind}_{part}"
+                frames = [rec["metrics"][0] for rec in runs.get(m, {}).values() if col in rec["metrics"][0]]
+                if not frames:
+                    continue
+                n = min(len(f) for f in frames)
+                y = np.nanmean([f[col].to_numpy(float)[:n] for f in frames], axis=0)
+                x = frames[0]["epoch"].to_numpy()[:n]
+                ok = ~np.isnan(y)
+                if ok.any() and not (m != "mtl_sa_hard" and part != "all"):
+                    ax.plot(x[ok], y[ok], style, color=colours[m], marker="o", markersize=3,
+                            label=f"{label(m)}, {part}")
+                    rows.append((m, task, kind, part, float(y[ok][-1]), len(frames)))
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    lines = ["| method | task | pseudo labels | last epoch (mean over seeds) | seeds |", "|---|---|---|---:|---:|"]
+    for m, task, kind, part, v, n in rows:
+        lines.append(f"| {label(m)} | {task} | {part} | {v:.3f}{' years' if kind == 'mae' else ''} | {n} |")
+    return lines
+
+
+def budget_plot(settings: dict, path: Path) -> list:
+    """The primary contrast per budget (rounds): mean difference with its bootstrap interval."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = []
+    for rounds, runs in sorted(settings.items()):
+        r = paired(runs, *PRIMARY)
+        if r:
+            points.append((rounds, r))
+    lines = ["| rounds | seeds | MTL-SA hard minus DML-LWF, Delta_m (points) | 95 % bootstrap | better | p |",
+             "|---:|---:|---:|---:|---:|---:|"]
+    for rounds, r in points:
+        lines.append(f"| {rounds} | {r['n']} | {r['mean']:+.2f} ± {r['sd']:.2f} | [{r['ci'][0]:+.2f}, "
+                     f"{r['ci'][1]:+.2f}] | {r['wins']}/{r['n']} | {r['p']:.3f} |")
+    if points:
+        fig, ax = plt.subplots(figsize=(5.5, 3.6))
+        x = [p[0] for p in points]
+        y = [p[1]["mean"] for p in points]
+        err = [[p[1]["mean"] - p[1]["ci"][0] for p in points], [p[1]["ci"][1] - p[1]["mean"] for p in points]]
+        ax.errorbar(x, y, yerr=err, marker="o", capsize=4, color="tab:red")
+        ax.axhline(0, color="grey", linewidth=0.8)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(x, [str(v) for v in x])
+        ax.set_xlabel("budget: rounds (passes over every part)")
+        ax.set_ylabel("Delta_m difference (points)")
+        ax.set_title("MTL-SA hard minus DML-LWF (95 % bootstrap over seeds)", fontsize=9)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+    return lines
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("study", help="the study's folder of run records (e.g. studies/utk)")
+    a = p.parse_args(argv)
+    study = Path(a.study)
+    out = study / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        commit = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%h", "--", str(study)],
+                                capture_output=True, text=True).stdout.strip()
+    except OSError:
+        commit = ""
+    md = [f"Generated by `python benchmarks/study_report.py {a.study}` from the run records committed in "
+          f"{commit or 'this folder'} (each run's config.json names its command line's flags).", ""]
+    for setting in ("pretrained", "scratch"):
+        budgets = {int(d.name[1:]): load(d) for d in sorted((study / setting).glob("r*")) if d.name[1:].isdigit()}
+        if not budgets:
+            continue
+        main_rounds = max(budgets, key=lambda r: len(budgets[r]))
+        runs = budgets[main_rounds]
+        md += [f"## {setting}: {main_rounds} rounds", "", *results_table(runs), "", *contrast_lines(runs), "",
+               *gate_lines(runs), ""]
+        plot = out / f"pseudo_accuracy_{setting}.png"
+        md += ["Pseudo labels against the hidden true labels (last epoch): " + f"`{plot.name}`", "",
+               *pseudo_accuracy_plot(runs, plot), ""]
+        if len(budgets) > 1:
+            plot = out / f"budget_{setting}.png"
+            md += [f"Budget curve ({setting}): `{plot.name}`", "", *budget_plot(budgets, plot), ""]
+        ablation = [m for m in runs if m.startswith("mtl_sa_hard_")]
+        if ablation:
+            ref = stl_reference(runs)
+            md += ["Factor ablation (MTL-SA hard, same seeds): Delta_m vs STL", "",
+                   "| weights | seeds | Delta_m (%) | gender pseudo acc, selected | race pseudo acc, selected |",
+                   "|---|---:|---:|---:|---:|"]
+            for m in ["mtl_sa_hard", *sorted(ablation)]:
+                dm = [delta_m(r["test"], ref) for r in runs[m].values()]
+                sel = {}
+                for t in ("gender", "race"):
+                    col = f"pseudo_{t}_oracle_acc_selected"
+                    sel[t] = np.nanmean([np.nanmean(r["metrics"][0][col].to_numpy(float)[-3:])
+                                         for r in runs[m].values() if col in r["metrics"][0]] or [np.nan])
+                name = "all three (confidence x density x distribution)" if m == "mtl_sa_hard" else label(m)
+                md.append(f"| {name} | {len(dm)} | {np.mean(dm):+.2f} ± {sd(dm):.2f} | {sel['gender']:.3f} | "
+                          f"{sel['race']:.3f} |")
+            md.append("")
+    (out / "results.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
