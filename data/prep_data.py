@@ -21,9 +21,10 @@ import utils  # noqa: E402,F401
 from utils.datasets import DataError, default_data_dir, load_table  # noqa: E402
 from utils.tasks import CONVERTERS as DATASET_CONVERTERS  # noqa: E402
 
-# --dataset NAME: every registered dataset by its name, and each converter by its own name (utk_parts)
+# --dataset NAME: every registered dataset by its name, each converter by its own name (utk_parts), and the
+# generic converters that write a dataset named by --name
 CONVERTERS = {**{name: f"data.sources.{module}" for name, module in DATASET_CONVERTERS.items()},
-              **{module: f"data.sources.{module}" for module in DATASET_CONVERTERS.values()}}
+              **{module: f"data.sources.{module}" for module in (*DATASET_CONVERTERS.values(), "emotion_folders")}}
 
 
 def main(argv=None) -> int:
@@ -43,6 +44,11 @@ def main(argv=None) -> int:
     p.add_argument("--min_face_score", type=float, default=1.0, help="imdb/wiki: minimum face_score")
     p.add_argument("--allow_second_face", action="store_true", help="imdb/wiki: keep photos with a second face")
     p.add_argument("--n", type=int, default=1500, help="toy: images per synthetic dataset")
+    p.add_argument("--name", default=None,
+                   help="emotion_folders: the name of the converted set (db/<name>_cleaned.csv)")
+    p.add_argument("--class_map", default=None,
+                   help="emotion_folders: FOLDER=EMOTION pairs, comma-separated (e.g. anger=angry,sadness=sad,"
+                        "contempt= ; an empty EMOTION drops the folder)")
     p.add_argument("--seed", type=int, default=0, help="toy, utk_parts: random seed")
     p.add_argument("--shift", type=float, default=0.5,
                    help="utk_parts: probability that a face goes to its race group's home part (0 = no shift)")
@@ -73,8 +79,18 @@ def main(argv=None) -> int:
             extra["more_roots"] = roots[1:]
         if a.dataset == "utk_parts" or CONVERTERS[a.dataset].endswith(".utk_parts"):
             extra.update(shift=a.shift, seed=a.seed)
-        csv, n, report = module.convert(roots[0] if roots else None, out, margin=a.margin, size=a.size or None,
-                                        limit=a.limit, detector=a.detector, align=a.align, **extra)
+        if getattr(module, "NAMED_OUTPUT", False):
+            from utils.tasks import DATASETS
+
+            if a.name in DATASETS:
+                raise DataError(f"--name {a.name}: the name of a registered dataset; choose another so that "
+                                f"its CSV is not overwritten")
+            extra.update(name=a.name, class_map=a.class_map)
+        from data.sources.common import confine
+
+        with confine(roots):  # nothing outside --root is read, whatever a label file or a symlink says
+            csv, n, report = module.convert(roots[0] if roots else None, out, margin=a.margin, size=a.size or None,
+                                            limit=a.limit, detector=a.detector, align=a.align, **extra)
         load_table(str(csv))  # the result must pass the data contract
         print(report.summary(n, csv))
     except DataError as exc:

@@ -26,9 +26,33 @@ def configure_environment() -> None:
 
 configure_environment()
 
+
+def import_tensorflow_quietly():
+    """Import TensorFlow with the C++ start-up lines (the failed CUDA probe, written before its logging
+    is set up, so ``TF_CPP_MIN_LOG_LEVEL`` cannot silence it) kept off the console; returns the module.
+    Anything TensorFlow prints later still reaches stderr."""
+    import sys
+
+    if "tensorflow" in sys.modules or os.environ.get("MTL_TF_VERBOSE"):
+        import tensorflow
+
+        return tensorflow
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    return tensorflow
+
 from models.registry import BACKBONES, WeightsError  # noqa: E402
 
-__all__ = ["BACKBONES", "ModelSpec", "WeightsError", "build_net", "feature_model", "load_model", "trunk_layers"]
+__all__ = ["BACKBONES", "ModelSpec", "WeightsError", "build_net", "feature_model", "import_tensorflow_quietly",
+           "load_model", "trunk_layers"]
 
 
 def load_model(path):

@@ -253,3 +253,41 @@ def test_utkface_parts_are_disjoint_single_task_sets_with_hidden_labels_and_a_ra
     assert prep_main(["--dataset", "utk_parts", "--out", str(tmp_path), "--shift", "0.8"]) == 0
     assert pd.read_csv(tmp_path / "db" / "utk_race_cleaned.csv").equals(parts["utk_race"])  # seeded: reproducible
     assert "utk_race_cleaned.csv" in out and "race mix" in out
+
+
+def test_converters_read_nothing_outside_root(tmp_path, capsys):
+    root, outside = tmp_path / "ExpW", tmp_path / "elsewhere"
+    face_jpg(root / "origin" / "a.jpg", side=80)
+    face_jpg(outside / "secret.jpg", side=80)
+    (root / "origin" / "link.jpg").symlink_to(outside / "secret.jpg")
+    (root / "label").mkdir()
+    (root / "label" / "label.lst").write_text("a.jpg 0 10 10 60 60 0.9 3\nlink.jpg 0 10 10 60 60 0.9 3\n"
+                                              "../../elsewhere/secret.jpg 0 10 10 60 60 0.9 3\n")
+    assert prep_main(["--dataset", "expw", "--root", str(root), "--out", str(tmp_path / "out"), "--size", "32"]) == 0
+    out = capsys.readouterr().out
+    frame = pd.read_csv(tmp_path / "out" / "db" / "expw_cleaned.csv")
+    assert frame["image"].tolist() == ["a.jpg"]
+    assert re.search(r"skipped\s+2\s+outside --root", out)
+    (root / "UTKFace").mkdir()
+    face_jpg(outside / "30_1_0_20170101000000001.jpg.chip.jpg", side=40)
+    (root / "UTKFace" / "30_1_0_20170101000000001.jpg.chip.jpg").symlink_to(
+        outside / "30_1_0_20170101000000001.jpg.chip.jpg")
+    face_jpg(root / "UTKFace" / "31_0_1_20170101000000002.jpg.chip.jpg", side=40)
+    assert prep_main(["--dataset", "utkface", "--root", str(root / "UTKFace"), "--out", str(tmp_path / "o2")]) == 0
+    assert len(pd.read_csv(tmp_path / "o2" / "db" / "utkface_cleaned.csv")) == 1  # the symlinked face is not read
+
+
+def test_a_folder_per_class_emotion_set_converts_under_its_own_name_with_a_class_map(tmp_path, capsys):
+    root = tmp_path / "CK+48"
+    for folder, n in (("anger", 2), ("happy", 3), ("sadness", 1), ("contempt", 2)):
+        for i in range(n):
+            face_jpg(root / folder / f"{folder}{i}.png", side=48)
+    argv = ["--dataset", "emotion_folders", "--root", str(root), "--out", str(tmp_path), "--size", "0"]
+    assert prep_main([*argv, "--name", "fer2013"]) == 1  # a registered dataset's CSV is never overwritten
+    assert "choose another" in capsys.readouterr().err
+    assert prep_main([*argv, "--name", "ckplus", "--class_map", "anger=angry,sadness=sad"]) == 0
+    out = capsys.readouterr().out
+    frame = pd.read_csv(tmp_path / "db" / "ckplus_cleaned.csv")
+    assert Counter(frame["emotion"]) == {0: 2, 3: 3, 4: 1} and "class folder 'contempt' maps to no emotion" in out
+    table = load_table("ckplus", tmp_path)
+    assert table.tasks == ("emotion",) and len(table) == 6

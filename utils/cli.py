@@ -469,6 +469,10 @@ def parse_flags(script: str, argv: list | None = None):
     a.weights = a.weights or ("pretrained" if a.model == "vggFace" else "none")
     if a.epoch < 1 or a.batch_size < 1 or (a.rounds is not None and a.rounds < 1):
         parser.error("--epoch, --rounds and --batch_size must be positive")
+    if a.run_name is not None and (not a.run_name.strip() or a.run_name.strip(".") == ""
+                                   or any(c in a.run_name for c in "/\\") or Path(a.run_name).is_absolute()):
+        parser.error(f"--run_name {a.run_name!r}: a run name is one folder name inside "
+                     f"{a.output_dir}/{script}/ (no '/', '\\', '.' or '..')")
     # every other RunConfig field is the flag of the same name (scripts without it keep the default)
     fields.update({f: getattr(a, f) for f in RUN_DEFAULTS if f not in fields and hasattr(a, f)})
     return RunConfig(script=script, mode=spec.mode, datasets=datasets, **fields), a.resume, given
@@ -486,30 +490,71 @@ def ensure_toy_data(cfg) -> None:
         write_toy(root, datasets=missing)
 
 
+def missing_datasets(cfg) -> str | None:
+    """One line naming every dataset of the run whose cleaned CSV is missing (before TensorFlow loads)."""
+    from utils.datasets import csv_path_for, missing_hint
+    from utils.synthetic_faces import STYLES
+
+    missing = [(n, csv_path_for(n, cfg.data_dir)) for n, _ in cfg.datasets if n not in STYLES]
+    missing = [(n, p) for n, p in missing if not p.is_file()]
+    if not missing:
+        return None
+    return "; ".join(f"dataset '{n}': {p} not found; {missing_hint(n)}" for n, p in missing)
+
+
+class Stopped(Exception):
+    """Ctrl-C or SIGTERM: the run stops; its last finished epoch is saved."""
+
+
+def _stop_on_sigterm(signum, frame):
+    raise Stopped("SIGTERM")
+
+
 def main(script: str, argv: list | None = None) -> int:
-    """Entry point of the training scripts: parse (before TensorFlow is imported, so that --help and
-    usage errors are instant), train, and turn data and disk problems into one-line errors."""
+    """Entry point of the training scripts: parse and check the data files (before TensorFlow is imported,
+    so that --help, usage and missing-data errors are instant), train, and turn data and disk problems
+    into one-line errors. Ctrl-C and SIGTERM stop with one line that says how to resume."""
+    import signal
+
     cfg, resume, given = parse_flags(script, argv)
-    from models import WeightsError
+    if not resume and (problem := missing_datasets(cfg)):
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
+    from models import WeightsError, import_tensorflow_quietly
+
+    import_tensorflow_quietly()
     from utils.datasets import DataError
     from utils.engine import config_from_run, train
     from utils.logs import setup_logging
     from utils.run_dir import RunFolderError
 
     setup_logging()
+    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    state = {}
     try:
         if resume:
             if not (Path(resume) / "config.json").is_file():
                 raise DataError(f"--resume {resume}: not a run folder (no config.json)")
             cfg = resumed_config(config_from_run(resume), cfg, given, Path(resume))
         ensure_toy_data(cfg)
-        train(cfg, resume=bool(resume))
+        train(cfg, resume=bool(resume), state=state)
     except (DataError, WeightsError, FloatingPointError, RunFolderError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:  # disk, permissions: one line naming the file
         print(f"error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
         return 1
+    except (KeyboardInterrupt, Stopped) as exc:
+        why = "SIGTERM" if isinstance(exc, Stopped) else "Ctrl-C"
+        run = state.get("run")
+        if run is None or not (Path(run) / "state.json").exists():
+            print(f"stopped by {why} before the first epoch finished; nothing to resume", file=sys.stderr)
+        else:
+            print(f"stopped by {why}; the last finished epoch is saved: continue with "
+                  f"python {script}.py --resume {run}", file=sys.stderr)
+        return 143 if why == "SIGTERM" else 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
 
 

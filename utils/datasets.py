@@ -76,6 +76,19 @@ def csv_path_for(name: str, data_dir: str | os.PathLike | None = None) -> Path:
     return root / "db" / f"{canonical_name(name)}_cleaned.csv"
 
 
+def missing_hint(name: str) -> str:
+    """How to create the cleaned CSV of dataset ``name``."""
+    ds = canonical_name(Path(name).stem.replace("_cleaned", ""))
+    if ds.startswith("toy"):
+        return f"create it with `python data/prep_data.py --dataset {ds}`"
+    if ds in DATASETS and DATASETS[ds].converter == "utk_parts":
+        return "create it with `python data/prep_data.py --dataset utk_parts` (after --dataset utkface)"
+    if ds in DATASETS:
+        return f"create it with `python data/prep_data.py --dataset {ds} --root RAW_DIR`"
+    return (f"'{ds}' is not a known dataset (known: {', '.join(DATASETS)}); pass one of those or the path of a "
+            f"cleaned .csv")
+
+
 def _image_root(csv_path: Path) -> Path:
     return csv_path.parent.parent if csv_path.parent.name == "db" else csv_path.parent
 
@@ -169,14 +182,7 @@ def load_table(name: str, data_dir=None, tasks=None, image_check: str = "header"
     csv = csv_path_for(name, data_dir)
     if not csv.is_file():
         ds = canonical_name(Path(name).stem.replace("_cleaned", ""))
-        if ds.startswith("toy"):
-            hint = f"create it with `python data/prep_data.py --dataset {ds}`"
-        elif ds in DATASETS:
-            hint = f"create it with `python data/prep_data.py --dataset {ds} --root RAW_DIR`"
-        else:
-            hint = (f"'{ds}' is not a known dataset (known: {', '.join(DATASETS)}); pass one of those "
-                    f"or the path of a cleaned .csv")
-        raise DataError(f"dataset '{ds}': {csv} not found; {hint}")
+        raise DataError(f"dataset '{ds}': {csv} not found; {missing_hint(ds)}")
     try:
         frame = pd.read_csv(csv)
     except Exception as exc:  # pandas raises many types for malformed files

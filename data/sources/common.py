@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -175,10 +176,33 @@ def landmark_box(points: np.ndarray):
     return pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max()
 
 
+ROOTS: list = []  # the --root folders of the conversion in progress (set by confine): reads stay inside
+
+
+@contextmanager
+def confine(roots):
+    """Within, ``read_image`` reads only files whose real path lies inside one of ``roots``: a symlink or a
+    ``../`` in a label file that points elsewhere is skipped and counted, never read."""
+    saved = list(ROOTS)
+    ROOTS[:] = [Path(r).resolve() for r in roots]
+    try:
+        yield
+    finally:
+        ROOTS[:] = saved
+
+
+def inside_roots(path: Path) -> bool:
+    real = Path(path).resolve()
+    return not ROOTS or any(real == r or r in real.parents for r in ROOTS)
+
+
 def read_image(path: Path, report: Report):
-    """BGR image or None (counted as 'missing image' / 'unreadable image')."""
+    """BGR image or None (counted as 'missing image' / 'unreadable image' / 'outside --root')."""
     if not Path(path).exists():
         report.skip("missing image", str(path))
+        return None
+    if not inside_roots(path):
+        report.skip("outside --root (a symlink or '..' in the path points elsewhere): not read", str(path))
         return None
     img = cv2.imread(str(path))
     if img is None:

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
-
-from data.sources.common import Report, aligned_box_crop, crop_box, find_file, save_crop, write_csv
+from data.sources.common import Report, aligned_box_crop, crop_box, find_file, read_image, save_crop, write_csv
 
 
 def convert(root: Path, out: Path, margin: float = 0.1, size: int | None = 128, limit: int | None = None,
@@ -42,12 +40,9 @@ def convert(root: Path, out: Path, margin: float = 0.1, size: int | None = 128, 
             continue
         if name not in cache:
             cache.clear()  # faces of one photo are consecutive; keep one decoded photo
-            path = origin / name
-            img = cv2.imread(str(path)) if path.exists() else None
-            cache[name] = (img, "missing image" if not path.exists() else "unreadable image")
-        img, reason = cache[name]
+            cache[name] = read_image(origin / name, report)
+        img = cache[name]
         if img is None:
-            report.skip(reason, name)
             continue
         if align:
             crop, aligned = aligned_box_crop(img, (left, top, right, bottom), margin, size, detector)

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from data.sources.common import Report, save_crop, write_csv
+from data.sources.common import Report, read_image, save_crop, write_csv
 from data.sources.fer2013 import pixels_to_image
 from utils.datasets import SPLIT_ALIASES, DataError
 from utils.tasks import EMOTION_FERPLUS
@@ -66,7 +66,8 @@ def convert(root: Path, out: Path, size=None, limit=None, **_) -> tuple:
             report.skip(reason, name)
             continue
         if name in files:
-            img = cv2.imread(str(files[name]), cv2.IMREAD_GRAYSCALE)
+            img = read_image(files[name], report)
+            img = None if img is None else cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
         else:
             img = pixels_to_image(pixels[i]) if i in pixels else None
         if img is None:

@@ -194,10 +194,12 @@ class Trainer:
         return [sp.train for sp in self.splits] if phase == "joint" else [self.splits[phase].train]
 
     # ------------------------------------------------------------------------------------ loop
-    def fit(self, resume: bool = False) -> dict:
+    def fit(self, resume: bool = False, state: dict | None = None) -> dict:
         import tensorflow as tf
 
         self.setup(resume)
+        if state is not None:
+            state["run"] = str(self.run.path)
         cfg = self.cfg
         gpus = tf.config.list_physical_devices("GPU")
         log.info("device: %s", f"{len(gpus)} GPU(s)" if gpus else "CPU (no GPU visible to TensorFlow)")
@@ -322,11 +324,12 @@ class Trainer:
         return stop
 
 
-def train(cfg: RunConfig, resume: bool = False) -> dict:
-    """Train one configuration (or continue it from its run folder); returns the run folder and test metrics."""
+def train(cfg: RunConfig, resume: bool = False, state: dict | None = None) -> dict:
+    """Train one configuration (or continue it from its run folder); returns the run folder and test metrics.
+    ``state`` (optional) receives ``run``, the run folder, as soon as it exists (for a message on Ctrl-C)."""
     trainer = Trainer(cfg)
     try:
-        return trainer.fit(resume)
+        return trainer.fit(resume, state)
     finally:
         if getattr(trainer, "run", None) is not None:
             trainer.run.release()
