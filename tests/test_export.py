@@ -4,7 +4,8 @@ import pytest
 
 from models import ModelSpec, build_net
 from utils.demo_samples import sample_photo
-from utils.export import ExportError, export, match_outputs
+from utils.export import export
+from utils.runtime import RuntimeError_, match_outputs
 from utils.faces import detect, face_crop, make_detector
 
 
@@ -38,5 +39,31 @@ def test_outputs_are_matched_by_name_then_by_class_count():
     ref = {"emotion_prediction": 7, "gender_prediction": 2}
     got = match_outputs(ref, {"StatefulPartitionedCall:0": np.ones((2, 2)), "x:1": np.full((2, 7), 2.0)})
     assert got["emotion_prediction"][0, 0] == 2.0 and got["gender_prediction"][0, 0] == 1.0
-    with pytest.raises(ExportError, match="no output for 'gender_prediction'"):
+    with pytest.raises(RuntimeError_, match="no output for 'gender_prediction'"):
         match_outputs(ref, {"only": np.zeros((2, 7))})
+
+
+def test_evaluate_reproduces_the_keras_numbers_on_the_tflite_export(toy_root, tmp_path):
+    """utils/evaluate.py on a .tflite (it crashed: 'TFLiteModel' object has no attribute 'input_shape')."""
+    import json
+
+    from utils.cli import main as train_main
+    from utils.evaluate import main as evaluate_main
+
+    assert train_main("STL_general_train", ["--dataset=toy_emotion", "--task_type=0", "--epoch=1", "--batch_size=32",
+                                            "--input_size=32", "--limit=96", f"--data_dir={toy_root}",
+                                            f"--output_dir={tmp_path}", "--run_name=r"]) == 0
+    run = tmp_path / "STL_general_train" / "r"
+    from models import load_model
+
+    export(load_model(run / "best.keras"), run, ["tflite"], np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 1)))
+    out = {}
+    for fmt in ("keras", "tflite"):
+        model = run / ("best.keras" if fmt == "keras" else "model.tflite")
+        assert evaluate_main(["--model", str(model), "--dataset", "toy_emotion", "--data_dir", str(toy_root),
+                              "--split", "test", "--out", str(tmp_path / fmt)]) == 0
+        out[fmt] = json.loads((tmp_path / fmt / "metrics.json").read_text())["metrics"]["emotion"]
+    assert out["tflite"]["n"] == out["keras"]["n"] == 20
+    assert out["tflite"]["acc"] == out["keras"]["acc"]
+    saved = json.loads((run / "test_metrics.json").read_text())["test"]["emotion"]
+    assert out["keras"]["acc"] == saved["acc"]  # the run's own test split, reproduced

@@ -16,6 +16,7 @@ import numpy as np
 
 from utils.faces import Face, face_crop
 from utils.kinds import expected_value, kind_of
+from utils.runtime import SHIPPED_MODEL
 from utils.tasks import ANGLES, DEFAULT_VOCAB, EMOTION_FERPLUS, TASK_SPECS
 
 TASK_COLOURS = {t.name: t.colour for t in TASK_SPECS.values()}  # in the tasks' order
@@ -38,7 +39,6 @@ def read_image(path: str) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------ models
 REPO = Path(__file__).resolve().parent.parent
-SHIPPED_MODEL = REPO / "pretrained" / "four_tasks_mini_xception_48px" / "model.keras"
 
 
 @dataclass
@@ -84,7 +84,7 @@ class Predictor:
         """The TFLite export beside the model (equal to Keras within 1e-4, tests/test_export.py):
         a few faces run in about a millisecond instead of a TensorFlow call's overhead."""
         if getattr(self, "_runner", None) is None:
-            from utils.export import TFLiteRunner
+            from utils.runtime import TFLiteRunner
 
             self._runner = TFLiteRunner(self.tflite, {k: v.shape[-1] for k, v in self.model.output.items()})
         return self._runner(batch)

@@ -7,8 +7,11 @@ The model's heads that the dataset labels are evaluated on true labels only: acc
 accuracy, per-class accuracy, and for age in years the MAE and the share within 5 years. ``--split``
 picks the rows: ``all``, or ``train`` / ``valid`` / ``test`` reproduced with the split settings the
 model was trained with (the run's ``config.json``, or the one beside a ``.keras`` file), so that
-``--split test`` on a training dataset gives the run's own held-out numbers. Output: a folder with
-``metrics.json`` and ``confusion/<dataset>_<task>.txt|png``.
+``--split test`` on a training dataset gives the run's own held-out numbers; another dataset's rows of a
+split are its own ``split`` column's (a table of test rows only is evaluated whole). The tasks are the
+model's heads that the CSV's columns label. A ``.tflite`` export is run without TensorFlow where LiteRT
+is installed (``utils/runtime.py``). Output: ``metrics.json`` and ``confusion/<dataset>_<task>.txt|png``
+in ``--out``, by default ``<data root>/eval/<model>_<dataset>_<split>/`` (never inside the model's folder).
 """
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ from utils.datasets import DataError  # noqa: E402
 
 
 def load_model_and_config(run: str | None, model: str | None):
-    """(keras model, its config dict or {}, model path)."""
+    """(model, its config dict or {}, model path): a Keras model, or a ``TFLiteModel`` for a .tflite."""
     if run:
         path, config_path = Path(run) / "best.keras", Path(run) / "config.json"
     else:
@@ -33,49 +36,66 @@ def load_model_and_config(run: str | None, model: str | None):
         raise DataError(f"model file not found: {path}")
     config = json.loads(config_path.read_text()) if config_path.is_file() else {}
     if path.suffix == ".tflite":
-        keras_twin = path.with_name("model.keras")
-        if not keras_twin.is_file():
-            raise DataError(f"{path}: a .tflite file is evaluated next to the model.keras it was exported from")
-        return TFLiteModel(path, load_model_and_config(None, str(keras_twin))[0]), config, path
+        if not config.get("class_names"):
+            raise DataError(f"{path}: a .tflite file is evaluated with the config.json of its run beside it "
+                            f"(class names per head)")
+        return TFLiteModel(path, config), config, path
     from models import load_model
 
     try:
         net = load_model(path)
     except Exception as exc:  # zip / h5 / deserialisation errors come in many types
-        raise DataError(f"{path}: not a loadable Keras model ({type(exc).__name__})") from None
+        detail = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+        raise DataError(f"{path}: not a loadable Keras model ({type(exc).__name__}{': ' + detail if detail else ''})"
+                        ) from None
+    if not isinstance(getattr(net, "output", None), dict):
+        raise DataError(f"{path}: not a model of this project (its outputs are not '<task>_prediction' heads)")
     return net, config, path
 
 
 class TFLiteModel:
-    """A TFLite export behind the small part of the Keras model API that evaluation uses."""
+    """A TFLite export behind the part of the Keras model API that evaluation uses (``output``, ``input_shape``,
+    ``predict_batches``); its heads and classes come from the run's config.json."""
 
-    def __init__(self, path: Path, keras_model):
-        from utils.export import TFLiteRunner
+    def __init__(self, path: Path, config: dict):
+        from types import SimpleNamespace
 
-        self.output, self.input = keras_model.output, keras_model.input
-        self.runner = TFLiteRunner(path, {k: v.shape[-1] for k, v in self.output.items()})
+        from utils.runtime import RuntimeError_, TFLiteRunner
 
-    def predict(self, dataset, verbose=0) -> dict:
+        classes = {f"{t}_prediction": len(names) for t, names in config["class_names"].items()}
+        try:
+            self.runner = TFLiteRunner(path, classes)
+        except RuntimeError_ as exc:
+            raise DataError(str(exc)) from None
+        self.output = {k: SimpleNamespace(shape=(None, n)) for k, n in classes.items()}
+        self.input_shape = self.runner.input_shape
+
+    def predict_batches(self, batches) -> dict:
         import numpy as np
 
-        parts = [self.runner(np.asarray(x)) for x in dataset]
+        parts = [self.runner(np.asarray(x)) for x in batches]
         return {k: np.concatenate([p[k] for p in parts]) for k in self.output}
 
 
 def evaluate(net, config: dict, dataset: str, split: str = "test", tasks=None, data_dir=None,
-             batch_size: int = 128, bn_stats: str = "auto") -> tuple:
+             batch_size: int = 128, bn_stats: str = "auto", progress: bool = False) -> tuple:
     """``({task: metrics}, table)`` of ``net`` on ``dataset``'s rows of ``split``.
 
     ``bn_stats``: ``saved`` normalises with the BatchNorm statistics stored in the model; ``own``
     re-estimates them on 1,024 of the dataset's training rows first, as an alternating run with
     ``--bn_stats per_dataset`` evaluates its datasets; ``auto`` = ``own`` for such runs, else ``saved``.
     """
-    from utils.datasets import load_table, split_indices
+    import numpy as np
+    import pandas as pd
+
+    from utils.datasets import csv_path_for, load_table, split_indices
     from utils.evaluation import predict_table, task_metrics
     from utils.tasks import TASKS, dataset_info
 
     heads = {k.removesuffix("_prediction"): int(v.shape[-1]) for k, v in net.output.items()}
-    info = dataset_info(Path(dataset).stem.replace("_cleaned", ""))
+    csv = csv_path_for(dataset, data_dir)
+    columns = pd.read_csv(csv, nrows=0).columns if csv.is_file() else None  # an unknown dataset: its columns
+    info = dataset_info(Path(dataset).stem.replace("_cleaned", ""), columns)
     wanted = list(tasks) if tasks else [t for t in TASKS if t in heads and t in info.vocab]
     missing = [t for t in wanted if t not in heads]
     if missing:
@@ -96,17 +116,32 @@ def evaluate(net, config: dict, dataset: str, split: str = "test", tasks=None, d
     seed = config.get("seed", 1)
     if own:
         table = limited(table, config.get("limit"), seed)
-    parts = split_indices(table, config.get("n_splits", 5), config.get("fold", 0), seed,
-                          config.get("val_fraction", 0.1))
-    train = limited(table.subset(parts["train"]), config.get("train_limit") if own else None, seed)
-    if split != "all":
-        table = train if split == "train" else table.subset(parts[split])
+    whole, train = table, None
+    if own:  # the run's own parts, exactly as it made them
+        parts = split_indices(table, config.get("n_splits", 5), config.get("fold", 0), seed,
+                              config.get("val_fraction", 0.1))
+        train = limited(table.subset(parts["train"]), config.get("train_limit"), seed)
+        if split != "all":
+            table = train if split == "train" else table.subset(parts[split])
+    elif split != "all" and table.split is not None and set(table.split) != {split}:
+        rows = np.flatnonzero(table.split == split)
+        if not len(rows):
+            raise DataError(f"dataset '{table.name}' has no '{split}' rows in its split column "
+                            f"(it has {', '.join(sorted(set(table.split)))}); use --split all or one of those")
+        table = table.subset(rows)
+    elif split != "all" and table.split is None:
+        parts = split_indices(table, config.get("n_splits", 5), config.get("fold", 0), seed, 0.0)
+        table = table.subset(parts["test" if split == "valid" else split])
+    train = train if train is not None else (whole.subset(np.flatnonzero(whole.split == "train"))
+                                             if whole.split is not None and (whole.split == "train").any() else whole)
     from utils.pipelines import ImageCache
 
-    _, size, _, channels = net.input.shape
+    _, size, _, channels = net.input_shape
     if bn_stats == "auto":
         per_dataset = config.get("mode") == "alternating" and config.get("bn_stats") == "per_dataset"
         bn_stats = "own" if per_dataset and hasattr(net, "layers") else "saved"
+    if bn_stats == "own" and not hasattr(net, "layers"):
+        raise DataError("--bn_stats own re-estimates BatchNorm statistics in a Keras model; a .tflite has them fixed")
     if bn_stats == "own":
         from utils.engine.batchnorm import BN_BATCH, BN_SAMPLE, BatchNormStats, sample_paths
         from utils.pipelines import image_dataset
@@ -117,7 +152,7 @@ def evaluate(net, config: dict, dataset: str, split: str = "test", tasks=None, d
                                          ImageCache(sample, int(size), int(channels)))))
     # decoded once and rounded to uint8 after resizing, exactly as training and the demos feed the model
     cache = ImageCache(table.paths, int(size), int(channels))
-    preds = predict_table(net, table, batch_size, int(size), int(channels), cache)
+    preds = predict_table(net, table, batch_size, int(size), int(channels), cache, progress=progress)
     from utils.kinds import kind_of
 
     return {t: task_metrics([table], [preds], t, heads[t], kind_of(table.info.vocab[t]).name) for t in wanted}, table
@@ -136,12 +171,19 @@ def main(argv=None) -> int:
     p.add_argument("--bn_stats", default="auto", choices=("auto", "saved", "own"),
                    help="BatchNorm statistics: the model's, or re-estimated on the dataset's training rows (auto: "
                         "as the run evaluated)")
-    p.add_argument("--out", default=None, help="output folder (default: <run or model folder>/eval_<dataset>_<split>)")
+    p.add_argument("--out", default=None,
+                   help="output folder (default: <data root>/eval/<model>_<dataset>_<split>, beside the data)")
     a = p.parse_args(argv)
+    from models import import_tensorflow_quietly
+
+    import_tensorflow_quietly()  # the data pipeline needs it; its start-up lines stay off the console
     try:
         net, config, path = load_model_and_config(a.run, a.model)
-        metrics, table = evaluate(net, config, a.dataset, a.split, a.task, a.data_dir, bn_stats=a.bn_stats)
-        out = Path(a.out) if a.out else path.parent / f"eval_{table.name}_{a.split}"
+        metrics, table = evaluate(net, config, a.dataset, a.split, a.task, a.data_dir, bn_stats=a.bn_stats,
+                                  progress=True)
+        model_tag = Path(a.run).name if a.run else f"{path.parent.name}-{path.suffix.lstrip('.')}"
+        out = Path(a.out) if a.out else (table.csv_path.parent.parent if table.csv_path.parent.name == "db"
+                                         else table.csv_path.parent) / "eval" / f"{model_tag}_{table.name}_{a.split}"
         from utils.kinds import error_metrics
         from utils.run_dir import RunDir
 
@@ -159,10 +201,12 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     for t, m in result.items():
+        if "cs5" in m:  # ages in years: the MAE first (exact-year accuracy means little)
+            print(f"{table.name} {a.split} {t}: MAE {m['mae']:.2f} years, within 5 years {m['cs5']:.3f} (n = {m['n']})")
+            continue
+        extra = ""
         if "mae_yaw" in m:  # angles in degrees
             extra = "  MAE " + ", ".join(f"{k[4:]} {v:.2f}" for k, v in m.items() if k.startswith("mae_")) + " degrees"
-        else:
-            extra = f"  MAE {m['mae']:.2f} years, within 5 years {m['cs5']:.3f}" if "mae" in m else ""
         print(f"{table.name} {a.split} {t}: accuracy {m['acc']:.4f}, balanced {m['balanced_acc']:.4f} "
               f"(n = {m['n']}){extra}")
     print(f"written: {(out / 'metrics.json').resolve()} and {(out / 'confusion').resolve()}/")

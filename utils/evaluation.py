@@ -1,6 +1,7 @@
 """Held-out evaluation on true labels only: per-task accuracy, loss and confusion matrices."""
 from __future__ import annotations
 
+import sys
 import weakref
 
 import numpy as np
@@ -11,7 +12,7 @@ from utils.pipelines import image_dataset
 _FORWARD = weakref.WeakKeyDictionary()  # model -> its compiled inference function
 
 
-def predict(model, dataset) -> dict:
+def predict(model, dataset, progress: bool = False) -> dict:
     """The model's outputs on a dataset of images, through one compiled forward function per model.
 
     Faster than ``model.predict`` for the many short passes of training (pseudo labels, validation):
@@ -19,6 +20,12 @@ def predict(model, dataset) -> dict:
     predict loop Keras 3 does not support (keras-team/keras#20585); every worker holds the full
     weights.
     """
+    if progress:
+        from tqdm import tqdm
+
+        dataset = tqdm(dataset, desc="predicting", unit="batch", leave=False, file=sys.stderr, disable=None)
+    if hasattr(model, "predict_batches"):  # a TFLite export (utils/evaluate.py)
+        return model.predict_batches(dataset)
     import tensorflow as tf
 
     forward = _FORWARD.get(model)
@@ -30,9 +37,9 @@ def predict(model, dataset) -> dict:
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-def predict_table(model, table, batch_size: int, size: int, channels: int, cache=None) -> dict:
+def predict_table(model, table, batch_size: int, size: int, channels: int, cache=None, progress: bool = False) -> dict:
     """All heads' probabilities on a table's images, in table order (``{task: (N, C)}``)."""
-    out = predict(model, image_dataset(table.paths, batch_size, size, channels, cache))
+    out = predict(model, image_dataset(table.paths, batch_size, size, channels, cache), progress)
     return {k.removesuffix("_prediction"): v for k, v in out.items()}
 
 

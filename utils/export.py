@@ -20,6 +20,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import utils  # noqa: E402,F401  (TensorFlow switches)
+from utils.runtime import SHIPPED_MODEL, RuntimeError_, TFLiteRunner, match_outputs  # noqa: E402
 
 FORMATS = ("savedmodel", "tflite", "tflite_int8", "onnx")
 
@@ -87,37 +88,6 @@ def export_onnx(model, out: Path) -> Path:
     return path
 
 
-class TFLiteRunner:
-    """A TFLite model called on batches, its outputs keyed like the Keras model's (``<task>_prediction``).
-
-    ``classes``: Keras output key -> number of classes, used to pair the interpreter's anonymous
-    outputs with the Keras ones (``match_outputs``). The input is resized only when the batch size
-    changes.
-    """
-
-    def __init__(self, path, classes: dict):
-        import warnings
-
-        import tensorflow as tf
-
-        with warnings.catch_warnings():  # its deprecation notice points at a package not needed here
-            warnings.simplefilter("ignore")
-            self.interpreter = tf.lite.Interpreter(model_path=str(path))
-        self.classes, self.batch = {k: int(n) for k, n in classes.items()}, None
-
-    def __call__(self, batch: np.ndarray) -> dict:
-        it = self.interpreter
-        inp = it.get_input_details()[0]
-        batch = np.asarray(batch, np.float32)
-        if self.batch != batch.shape:
-            it.resize_tensor_input(inp["index"], batch.shape)
-            it.allocate_tensors()
-            self.batch = batch.shape
-        it.set_tensor(inp["index"], batch)
-        it.invoke()
-        return match_outputs(self.classes, {d["name"]: it.get_tensor(d["index"]) for d in it.get_output_details()})
-
-
 def run_tflite(path: Path, images: np.ndarray, classes: dict) -> dict:
     return TFLiteRunner(path, classes)(images)
 
@@ -136,21 +106,6 @@ def run_savedmodel(path: Path, images: np.ndarray) -> dict:
 
     loaded = tf.saved_model.load(str(path))
     return {k: v.numpy() for k, v in loaded.serve(tf.constant(images, tf.float32)).items()}
-
-
-def match_outputs(classes: dict, exported: dict) -> dict:
-    """Pair exported outputs with the Keras output keys of ``classes`` (key -> number of classes): by
-    name when the names agree, else by class count."""
-    pairs = {}
-    for key, n in classes.items():
-        task = key.removesuffix("_prediction")
-        named = [k for k in exported if task in k]
-        shaped = [k for k in exported if exported[k].shape[-1] == n and k not in pairs.values()]
-        candidates = named or shaped
-        if not candidates:
-            raise ExportError(f"the export has no output for '{key}' (outputs: {', '.join(exported)})")
-        pairs[key] = candidates[0]
-    return {key: exported[name] for key, name in pairs.items()}
 
 
 def export(model, out: Path, formats, images: np.ndarray, atol: float = 1e-4) -> dict:
@@ -195,18 +150,25 @@ def main(argv=None) -> int:
                    help="folder of face crops for the checks and int8 calibration (default: generated faces)")
     a = p.parse_args(argv)
     from models import load_model
-    from utils.demo import SHIPPED_MODEL
 
     path = Path(a.run) / "best.keras" if a.run else Path(a.model or SHIPPED_MODEL)
     if not path.is_file():
         print(f"error: model file not found: {path}", file=sys.stderr)
         return 1
-    model = load_model(path)
+    try:
+        model = load_model(path)
+    except Exception as exc:  # zip / deserialisation errors come in many types
+        print(f"error: {path}: not a loadable Keras model ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})",
+              file=sys.stderr)
+        return 1
     images = calibration_images(model, a.calibration)
     try:
         report = export(model, Path(a.out), a.formats, images)
-    except ExportError as exc:
+    except (ExportError, RuntimeError_) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a read-only or full output folder: nothing half-written is reported as done
+        print(f"error: {exc.filename or a.out}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     for fmt, r in report.items():
         print(f"{fmt:12s} {r['path']}  max |diff| vs Keras {r['max_abs_diff']:.2e}  top-1 agreement "
