@@ -5,8 +5,8 @@ import pytest
 from models import ModelSpec, build_net
 from utils.demo_samples import sample_photo
 from utils.export import export
-from utils.runtime import RuntimeError_, match_outputs
 from utils.faces import detect, face_crop, make_detector
+from utils.runtime import RuntimeError_, match_outputs
 
 
 @pytest.fixture(scope="module")
