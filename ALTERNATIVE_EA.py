@@ -1,6 +1,6 @@
 """Alternating emotion + age training (MTL-SA and baselines).
 
-Run `python ALTERNATIVE_EA.py --help` for the flags; the training engine is utils/engine/ (its parts: utils/engine/__init__.py).
+Run `python ALTERNATIVE_EA.py --help` for the flags; the engine is utils/engine/.
 """
 import sys
 

@@ -1,6 +1,6 @@
 """Alternating emotion + gender/age training (MTL-SA and baselines).
 
-Run `python ALTERNATIVE_EGA.py --help` for the flags; the training engine is utils/engine/ (its parts: utils/engine/__init__.py).
+Run `python ALTERNATIVE_EGA.py --help` for the flags; the engine is utils/engine/.
 """
 import sys
 

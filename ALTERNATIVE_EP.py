@@ -1,6 +1,6 @@
 """Alternating emotion + pose training: MTL-SA, DML-LWF, distillation, naive alternation.
 
-Run `python ALTERNATIVE_EP.py --help` for the flags; the training engine is utils/engine/ (its parts: utils/engine/__init__.py).
+Run `python ALTERNATIVE_EP.py --help` for the flags; the engine is utils/engine/.
 """
 import sys
 

@@ -1,6 +1,6 @@
 """Joint emotion, pose, gender and age training: the four-head model the demos use.
 
-Run `python CONFUSION_EPGA_multitask.py --help` for the flags; the training engine is utils/engine/ (its parts: utils/engine/__init__.py).
+Run `python CONFUSION_EPGA_multitask.py --help` for the flags; the engine is utils/engine/.
 """
 import sys
 

@@ -1,6 +1,6 @@
 """Joint emotion + pose training: All-in-one, pseudo labels, LEL-LTN (--is_LTN), DCN-AP (--is_MRF).
 
-Run `python CONFUSION_EP_multitask.py --help` for the flags; the training engine is utils/engine/ (its parts: utils/engine/__init__.py).
+Run `python CONFUSION_EP_multitask.py --help` for the flags; the engine is utils/engine/.
 """
 import sys
 

@@ -1,6 +1,6 @@
 """Joint emotion + pose training with manifold regularisers (SFSMR, SLRM).
 
-Run `python CONFUSION_EP_multitask_manifold.py --help` for the flags; the training engine is utils/engine/ (its parts: utils/engine/__init__.py).
+Run `python CONFUSION_EP_multitask_manifold.py --help` for the flags; the engine is utils/engine/.
 """
 import sys
 

@@ -1,6 +1,6 @@
 """Single-task baseline (STL) on one dataset.
 
-Run `python STL_general_train.py --help` for the flags; the training engine is utils/engine/ (its parts: utils/engine/__init__.py).
+Run `python STL_general_train.py --help` for the flags; the engine is utils/engine/.
 """
 import sys
 
