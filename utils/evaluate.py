@@ -192,9 +192,11 @@ def main(argv=None) -> int:
         result = {}
         for t, m in metrics.items():
             labels = m.get("confusion_names") or names.get(t) or [str(c) for c in table.info.vocab[t]]
-            run.write_confusion(f"{table.name}_{t}", m["confusion"], labels, f"{table.name} {a.split}: {t}")
+            if "confusion" in m:  # kinds with classes or bins
+                run.write_confusion(f"{table.name}_{t}", m["confusion"], labels, f"{table.name} {a.split}: {t}")
             result[t] = {**{k: m[k] for k in ("acc", "balanced_acc", "n")}, **error_metrics(m)}
-            result[t]["per_class_acc"] = dict(zip(labels, m["per_class_acc"]))
+            if "per_class_acc" in m:
+                result[t]["per_class_acc"] = dict(zip(labels, m["per_class_acc"]))
         run.write_json("metrics.json", {"model": str(path), "dataset": table.name, "split": a.split,
                                         "rows": len(table), "metrics": result})
     except DataError as exc:

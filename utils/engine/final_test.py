@@ -25,7 +25,8 @@ def test_best_weights(run, net, probe, heads: dict, splits: list, per_dataset: b
     test = probe.evaluate([sp.test for sp in splits], heads)
     names = {t: m.get("confusion_names", list(heads[t].names)) for t, m in test.items()}
     for t, m in test.items():
-        run.write_confusion(f"test_{t}", m["confusion"], names[t], f"test {t} (best weights)")
+        if "confusion" in m:  # kinds with classes or bins
+            run.write_confusion(f"test_{t}", m["confusion"], names[t], f"test {t} (best weights)")
         if "mae" in m:  # reference point: always predicting the training-set mean (age, angles)
             m["mae_train_mean"] = mae_of_train_mean(splits, t, "test")
     result = {t: {"acc": m["acc"], "balanced_acc": m["balanced_acc"], "loss": m["loss"], "n": m["n"],

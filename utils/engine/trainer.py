@@ -304,7 +304,7 @@ class Trainer:
                         cfg.monitor, value, val, self.budget.add(len(paths), self.trained_tables(epoch)),
                         {t: h.weight for t, h in self.heads.items()}, bool(cfg.regularization or cfg.weights_decay),
                         self.weighting.state())
-        for t, m in val.items():
+        for t, m in ((t, m) for t, m in val.items() if "confusion" in m):  # kinds with classes or bins
             self.run.write_confusion(f"epoch_{epoch + 1:03d}_{t}", m["confusion"],
                                      m.get("confusion_names", list(self.heads[t].names)),
                                      f"epoch {epoch + 1} {t} (valid)")
