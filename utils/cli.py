@@ -17,7 +17,7 @@ from models.registry import BACKBONES
 from utils.engine.config import RunConfig
 from utils.pseudo_labels import PseudoConfig
 from utils.registries import MISSING_TASKS, WEIGHTINGS
-from utils.tasks import TASK_SPECS, TASK_TYPE_CODES, TASKS
+from utils.tasks import AGE_KINDS, TASK_SPECS, TASK_TYPE_CODES, TASKS
 
 RUN_DEFAULTS = {f.name: f.default for f in fields(RunConfig)}  # the defaults live in RunConfig only
 PSEUDO_DEFAULTS = {f.name: f.default for f in fields(PseudoConfig)}  # ... and in PseudoConfig
@@ -144,7 +144,7 @@ def build_parser(script: str) -> argparse.ArgumentParser:
     _bool(g, "disk_cache", default=RUN_DEFAULTS["disk_cache"],
           help="decoded images that exceed --cache_mb go to a memory-mapped file in DATA_DIR/cache/, reused by "
                "later runs (False: decode the files every epoch)")
-    g.add_argument("--age_kind", default=RUN_DEFAULTS["age_kind"], choices=("auto", "groups", "years"),
+    g.add_argument("--age_kind", default=RUN_DEFAULTS["age_kind"], choices=("auto", *AGE_KINDS),
                    help="age as the 8 Adience groups or as years 0..100 (101 bins, expected value); "
                         "auto: years for utkface/imdb/wiki/fgnet, groups otherwise")
     g.add_argument("--pose_kind", default=RUN_DEFAULTS["pose_kind"], choices=("bins", "degrees"),

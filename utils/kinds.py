@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from utils.targets import degree_rows, onehot
-from utils.tasks import AGE_GROUPS8, AGE_YEARS, ANGLE_VOCABS, ANGLES, POSE5, yaw_to_pose, years_to_group
+from utils.tasks import AGE_GROUPS8, AGE_VALUE, AGE_YEARS, ANGLE_VOCABS, ANGLES, POSE5, yaw_to_pose, years_to_group
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
@@ -316,7 +316,19 @@ class Degrees(Regression):
         return np.array([yaw_to_pose(v) for v in values[:, 0]], np.int64)  # density within the yaw bin
 
 
-KINDS = {k.name: k for k in (Classes(), Years(), Degrees())}
+class AgeValue(Regression):
+    """Age in years regressed directly by one linear output (``--age_kind value``), trained with an L1 in
+    units of 10 years."""
+
+    name = "age_value"
+    unit = "years"
+    scale = 10.0
+
+    def decode(self, names, v):
+        return {"years": float(v[0]), "label": f"{float(v[0]):.0f} years"}
+
+
+KINDS = {k.name: k for k in (Classes(), Years(), Degrees(), AgeValue())}
 
 
 def error_metrics(metrics: dict) -> dict:
@@ -325,8 +337,11 @@ def error_metrics(metrics: dict) -> dict:
 
 
 def kind_of(vocab) -> Classes:
-    """The kind of a task from its vocabulary: angles -> degrees, the 101 one-year bins -> years."""
+    """The kind of a task from its vocabulary: angles -> degrees, the 101 one-year bins -> years, one
+    regressed age -> age_value."""
     vocab = tuple(vocab)
     if vocab in ANGLE_VOCABS:
         return KINDS["degrees"]
+    if vocab == AGE_VALUE:
+        return KINDS["age_value"]
     return KINDS["years"] if vocab == AGE_YEARS else KINDS["classes"]

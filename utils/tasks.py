@@ -19,6 +19,10 @@ GENDER2 = ("female", "male")
 AGE_GROUPS8 = ("0-2", "4-6", "8-12", "15-20", "25-32", "38-43", "48-53", "60-100")
 # Age in years as 101 bins (0..100); predictions are decoded as the softmax expected value (DEX).
 AGE_YEARS = tuple(str(i) for i in range(101))
+# Age in years regressed directly (one linear output), read from the same column as AGE_YEARS.
+AGE_VALUE = ("years",)
+# How --age_kind reads a dataset's age: vocabulary and CSV column(s)
+AGE_KINDS = {"groups": (AGE_GROUPS8, None), "years": (AGE_YEARS, "age_years"), "value": (AGE_VALUE, ("age_years",))}
 # Head pose as angles in degrees (regression); a dataset gives the first one, two or three of them.
 ANGLES = ("yaw", "pitch", "roll")
 ANGLE_VOCABS = tuple(ANGLES[:k] for k in (1, 2, 3))
@@ -127,8 +131,9 @@ def canonical_name(name: str) -> str:
 def dataset_info(name: str, columns=None, age_kind: str = "auto", pose_kind: str = "bins") -> DatasetInfo:
     """Registry entry for ``name`` (unknown datasets are described by their label columns).
 
-    ``age_kind`` 'groups' or 'years' overrides how the dataset's age is read: the 8 Adience groups
-    from column ``age``, or years 0..100 from column ``age_years``. ``pose_kind`` 'degrees' reads
+    ``age_kind`` (a key of ``AGE_KINDS``) overrides how the dataset's age is read: the 8 Adience groups
+    from column ``age``, years 0..100 as 101 bins from column ``age_years``, or that column regressed
+    directly (``value``). ``pose_kind`` 'degrees' reads
     head pose as angles in degrees from the dataset's ``ANGLE_COLUMNS`` instead of the 5 yaw bins.
     """
     name = canonical_name(name)
@@ -137,9 +142,9 @@ def dataset_info(name: str, columns=None, age_kind: str = "auto", pose_kind: str
     else:
         cols = set(columns) if columns is not None else set()
         info = DatasetInfo(name, {t: DEFAULT_VOCAB[t] for t in TASKS if t in cols})
-    if age_kind in ("groups", "years") and "age" in info.vocab:
-        vocab = {**info.vocab, "age": AGE_YEARS if age_kind == "years" else AGE_GROUPS8}
-        info = DatasetInfo(name, vocab, {"age": "age_years"} if age_kind == "years" else None)
+    if age_kind in AGE_KINDS and "age" in info.vocab:
+        vocab, column = AGE_KINDS[age_kind]
+        info = DatasetInfo(name, {**info.vocab, "age": vocab}, {"age": column} if column else None)
     if pose_kind == "degrees" and "pose" in info.vocab:
         if name not in ANGLE_COLUMNS:
             raise ValueError(f"dataset '{name}' has no head-pose angles in degrees (datasets with angles: "
