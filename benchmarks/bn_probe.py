@@ -9,11 +9,14 @@ task) with four sets of BatchNorm statistics, the weights unchanged:
   the moving averages as training left them for ``moving``);
 * ``engine``  what the run itself evaluated with (per-dataset estimates on 1,024 training images for
   ``per_dataset``, the saved ones otherwise);
-* ``own``     the probe: statistics re-estimated on *all* of that dataset's training images;
+* ``own``     the probe: statistics estimated on the evaluated validation rows themselves, the
+  normalisation that fits those images best (a transductive reference no run can use; it differs from
+  any training-set estimate, also when a dataset has no more than 1,024 training images and the
+  engine's sample is its whole training set);
 * ``other``   statistics of the other dataset(s) only (how wrong a mismatch can be).
 
-``own - engine`` is what the run lost to normalisation. Prints one row per run and task, then the
-mean per ``--bn_stats`` mode.
+``own - engine`` is what the run lost to normalisation, against that reference. Prints one row per run
+and task, then the mean per ``--bn_stats`` mode.
 """
 from __future__ import annotations
 
@@ -50,13 +53,14 @@ def probe(run: Path) -> list:
     def stats_of(paths):
         return bn.estimate(image_dataset(np.asarray(paths), cfg.batch_size, size, channels))
 
-    own_all = [stats_of(sp.train.paths) for sp in splits]
+    own_all = [stats_of(sp.train.paths) for sp in splits]  # each dataset's training images (for "other")
+    own_valid = [stats_of(sp.valid.paths) for sp in splits]  # the probe's reference
     own_sample = [stats_of(sample_paths(sp.train.paths, BN_SAMPLE, cfg.seed)) for sp in splits]
     rows = []
     for i, ((name, tasks), sp) in enumerate(zip(cfg.datasets, splits)):
         others = pooled([s for j, s in enumerate(own_all) if j != i]) if len(splits) > 1 else own_all[i]
         modes = {"saved": saved, "engine": own_sample[i] if cfg.bn_stats == "per_dataset" else saved,
-                 "own": own_all[i], "other": others}
+                 "own": own_valid[i], "other": others}
         accs = {}
         for mode, stats in modes.items():
             bn.set(stats)
