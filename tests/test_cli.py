@@ -1,4 +1,5 @@
 """Every seed command line is accepted as written and ends in a clear data error without data."""
+import re
 import shlex
 from pathlib import Path
 
@@ -20,7 +21,20 @@ def split(line):
 def test_seed_command_parses(line):
     script, argv = split(line)
     cfg = parse_config(script, argv)
-    assert cfg.script == script and cfg.epoch == (64 if argv else 64)
+    written = dict(re.match(r"--?([A-Za-z_]+)=(\S*)", w).groups() for w in argv if re.match(r"--?\w+=", w))
+    assert cfg.script == script
+    assert cfg.epoch == int(written.get("epoch", 64)) and cfg.batch_size == int(written.get("batch_size", 32))
+    assert cfg.model == written.get("model", "mini_xception")
+    given = {slot.removeprefix("dataset_"): name.lower() for slot, name in written.items()
+             if slot.startswith("dataset")}
+    if script == "STL_general_train":
+        assert cfg.datasets[0][0] == given.get("dataset", "imdb")
+    else:
+        assert {t: n for n, ts in cfg.datasets for t in ts} == given  # each slot's dataset, as written
+    expected = ("naive" if written.get("is_naive") == "True" else "distilled" if written.get("is_distilled") == "True"
+                else "dcn_ap" if written.get("is_MRF") == "True" else "mtl_sa" if written.get("is_pesudo", "")
+                .startswith("True") else "naive")
+    assert cfg.pseudo.strategy_name == expected
 
 
 def test_seed_typos_are_read_as_intended():

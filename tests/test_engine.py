@@ -183,12 +183,15 @@ def test_budget_and_phase_times_are_recorded_per_epoch(toy_root, tmp_path):
     argv = ["--dataset_emotion=toy_emotion", "--dataset_pose=toy_pose", "--epoch=3", "--batch_size=32",
             "--limit=64", "--model=mini_xception", "--is_naive=True", "--warmup_epochs=1", f"--data_dir={toy_root}",
             f"--output_dir={tmp_path}", "--run_name=b"]
-    assert main("ALTERNATIVE_EP", argv) == 0
+    t = Trainer(parse_config("ALTERNATIVE_EP", argv))
+    t.fit()
     metrics = rows(tmp_path / "ALTERNATIVE_EP" / "b")
     # epoch 1 joint (both tasks), epoch 2 emotion only, epoch 3 pose only
     assert [(float(r["passes_emotion"]), float(r["passes_pose"])) for r in metrics] == [(1, 1), (2, 1), (2, 2)]
-    steps = [int(r["steps"]) for r in metrics]
-    assert steps[0] > steps[1] - steps[0] > 0 and steps[2] > steps[1]
+    n_e, n_p = (len(sp.train) for sp in t.splits)
+    expected = np.cumsum([-(-(n_e + n_p) // 32), -(-n_e // 32), -(-n_p // 32)])  # ceil per epoch's rows
+    assert [int(r["steps"]) for r in metrics] == expected.tolist()
+    assert int(t.learner.optimizer.iterations) == expected[-1]  # the optimizer made exactly those steps
     for r in metrics:  # the phases partition the epoch's time up to the checkpoint
         parts = sum(float(r[f"seconds_{k}"]) for k in ("targets", "fit", "bn", "eval"))
         assert abs(parts - float(r["seconds"])) < 0.05 and float(r["seconds_fit"]) > 0
@@ -204,20 +207,44 @@ def test_lel_ltn_trains_its_transfer_network_on_true_labels_and_fills_from_it(to
     assert {"emotion_ltn_prediction", "pose_ltn_prediction"} <= set(t.net.output_names)
     assert t.net.get_layer("label_embedding").table.shape == (12, 16)
     metrics = rows(t.run.path)
-    assert float(metrics[1]["pseudo_pose_selected_share"]) > 0 and "train_pose_ltn_prediction_loss" in metrics[1]
+    assert float(metrics[1]["train_pose_ltn_prediction_loss"]) > 0
     paths, targets, _, _ = t.epoch_data(1)  # the transfer network never learns from filled rows
     emotion_rows = np.isin(paths, t.splits[0].train.paths)
     assert not targets["pose_ltn"][emotion_rows].any() and targets["pose"][emotion_rows].any()
     assert targets["pose_ltn"][~emotion_rows].sum() == (~emotion_rows).sum()
+    # the pose rows of emotion faces are the transfer network's labels, not the pose head's
+    out = t.probe.outputs(t.splits[0].train)
+    filled = targets["pose"][emotion_rows].argmax(1)
+    assert np.array_equal(filled, out["pose_ltn_probs"].argmax(1))
+    assert not np.array_equal(filled, out["pose_probs"].argmax(1))
 
 
-def test_dcn_ap_propagates_labels_through_the_engine(toy_root, tmp_path):
-    argv = ["--dataset_emotion=toy_emotion", "--dataset_pose=toy_pose", "--epoch=2", *FAST, "--limit=64",
+def test_dcn_ap_propagates_labels_from_every_labelled_row(toy_root, tmp_path):
+    from utils.label_propagation import propagate
+    from utils.mrf import mean_field
+
+    argv = ["--dataset_emotion=toy_emotion", "--dataset_pose=toy_pose", "--epoch=1", *FAST,
             "--is_pesudo=True", "--is_MRF=True", "--ap_k=5", "--mrf_iterations=2", "--teacher_margin=-1",
             f"--data_dir={toy_root}", f"--output_dir={tmp_path}", "--run_name=ap"]
-    assert main("CONFUSION_EP_multitask", argv) == 0
-    row = rows(tmp_path / "CONFUSION_EP_multitask" / "ap")[1]
-    assert float(row["pseudo_emotion_selected_share"]) > 0 and "pseudo_pose_oracle_acc_selected" in row
+    t = Trainer(parse_config("CONFUSION_EP_multitask", argv))
+    t.fit()
+    assert t.missing.labelled_rows >= 2048  # all labelled rows here (it inherited MTL-SA's 512)
+    trains = [sp.train for sp in t.splits]
+    fills, stats = t.teacher.fills_for(trains, epoch=1)
+    assert len(t.teacher.labelled_sample(trains[1])) == len(trains[1])  # every labelled pose row
+    with t.probe.own_statistics():
+        emo, pose = t.probe.outputs(trains[0]), t.probe.outputs(trains[1])
+    p = t.cfg.pseudo
+    probs = mean_field(propagate(pose["pose_features"], trains[1].labels["pose"], emo["pose_features"], 5,
+                                 p.ap_k, p.ap_alpha, seed=p.seed), emo["pose_features"], p.mrf_k, p.mrf_strength,
+                       p.mrf_iterations)
+    rows_ = fills[(0, "pose")]
+    labelled = rows_.sum(1) > 0
+    assert labelled.all()  # q = 0: every emotion face gets a propagated pose label
+    assert np.array_equal(rows_.argmax(1), probs.argmax(1))
+    assert not np.array_equal(rows_.argmax(1), emo["pose_probs"].argmax(1))  # not the pose head's own labels
+    hits = rows_.argmax(1) == trains[0].oracle["pose"]  # the hidden pose labels of the emotion faces
+    assert stats["pseudo_pose_oracle_acc_all"] == pytest.approx(hits.mean())
 
 
 def test_a_run_over_the_memory_budget_trains_from_the_disk_cache(toy_root, tmp_path, capsys):
