@@ -30,8 +30,8 @@ def test_image_demo_on_the_astronaut(epga_model, tmp_path):
     out, js = tmp_path / "a.jpg", tmp_path / "a.json"
     assert final_image_demo.main(["--weights", epga_model, "--output", str(out), "--json", str(js)]) == 0
     faces = jsonl(js)
-    assert len(faces) == 1  # MTCNN: the face, not the round mission patch dlib also reports
-    assert len(faces[0]["landmarks"]) == 5
+    assert len(faces) == 1  # BlazeFace: the face, not the round mission patch dlib also reports
+    assert set(faces[0]["landmarks"]) == {"left_eye", "right_eye", "nose", "mouth"}
     x, y, w, h = faces[0]["box"]
     assert 150 < x + w / 2 < 260 and 60 < y + h / 2 < 170  # the astronaut's face
     assert {"emotion", "pose", "gender", "age"} <= set(faces[0])
@@ -82,7 +82,7 @@ def test_grey_and_alpha_images_work(epga_model, tmp_path):
 
 def test_missing_image_and_missing_model_are_clear_errors(epga_model, tmp_path, capsys):
     assert final_image_demo.main(["--weights", epga_model, "--image", str(tmp_path / "nope.jpg")]) == 1
-    assert "image not found" in capsys.readouterr().err
+    assert "nope.jpg: no such file or folder" in capsys.readouterr().err
     assert final_image_demo.main(["--run", "latest", "--runs_dir", str(tmp_path / "empty")]) == 1
     assert "no trained run" in capsys.readouterr().err
 
@@ -93,7 +93,7 @@ def test_bad_model_files_and_output_folders_are_one_line_errors(epga_model, tmp_
     foreign = tmp_path / "foreign.keras"
     inp = keras.Input((8,))
     keras.Model(inp, keras.layers.Dense(2, name="logits")(inp)).save(foreign)
-    for path, expected in ((text, "not a loadable Keras model"), (foreign, "has no emotion/pose/gender/age heads")):
+    for path, expected in ((text, "not a .keras model file"), (foreign, "has no emotion/pose/gender/age heads")):
         assert final_image_demo.main(["--weights", str(path), "--output", str(tmp_path / "x.jpg")]) == 1
         err = capsys.readouterr().err
         assert expected in err and str(path) in err and "Traceback" not in err
@@ -113,13 +113,16 @@ def test_folder_of_images_gives_one_record_per_face(epga_model, tmp_path):
     img, _ = multi_face_image(2, seed=2)
     cv2.imwrite(str(folder / "two.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
     (folder / "readme.txt").write_text("not an image")
-    js = tmp_path / "all.jsonl"
-    assert final_image_demo.main(["--weights", epga_model, "--image", str(folder), "--json", str(js),
+    cv2.imwrite(str(folder / "img10.jpg"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(folder / "img2.jpg"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    assert final_image_demo.main(["--weights", epga_model, "--image", str(folder),
                                   "--output", str(tmp_path / "out")]) == 0
-    faces = jsonl(js)
-    assert sorted(os.path.basename(f["image"]) for f in faces) == ["one.jpg", "two.png", "two.png"]
+    faces = jsonl(tmp_path / "out" / "faces.jsonl")  # a folder run writes its records by default
+    assert [os.path.basename(f["image"]) for f in faces] == ["img2.jpg", "img10.jpg", "one.jpg", "two.png",
+                                                             "two.png"]  # natural order
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "blank_annotated.jpg", "one_annotated.jpg", "two_annotated.jpg"]
+        "blank_annotated.jpg", "faces.jsonl", "img10_annotated.jpg", "img2_annotated.jpg", "one_annotated.jpg",
+        "two_annotated.jpg"]
 
 
 def test_alignment_puts_the_landmarks_on_the_template():
@@ -169,10 +172,18 @@ def test_demo_prediction_equals_the_published_model_on_the_same_crop():
 def test_video_demo_tracks_moving_faces(epga_model, tmp_path):
     clip = tmp_path / "clip.mp4"
     counts = moving_faces_video(str(clip), n_frames=16)
-    out = tmp_path / "out.mp4"
-    assert final_video_demo.main(["--weights", epga_model, "--video", str(clip), "--output", str(out)]) == 0
+    out, table = tmp_path / "out.mp4", tmp_path / "faces.csv"
+    assert final_video_demo.main(["--weights", epga_model, "--video", str(clip), "--output", str(out),
+                                  "--table", str(table)]) == 0
     cap = cv2.VideoCapture(str(out))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == len(counts) and cap.read()[0]
+    import pandas as pd
+
+    rows = pd.read_csv(table)  # one row per face per frame, with its track and every probability
+    assert rows.groupby("frame").size().reindex(range(len(counts)), fill_value=0).tolist() == counts
+    assert set(rows["track"]) == {0, 1} and {"emotion_p_happy", "age_p_4-6", "left_eye_x"} <= set(rows.columns)  # age: 8 groups
+    assert np.allclose(rows[[f"emotion_p_{n}" for n in ("angry", "disgust", "fear", "happy", "sad", "surprise",
+                                                         "neutral")]].sum(1), 1.0, atol=1e-3)
 
 
 def test_tracker_keeps_identities_and_smooths_per_face():
@@ -190,7 +201,7 @@ def test_tracker_keeps_identities_and_smooths_per_face():
 
 def test_missing_video_is_a_clear_error(epga_model, tmp_path, capsys):
     assert final_video_demo.main(["--weights", epga_model, "--video", str(tmp_path / "x.mp4")]) == 1
-    assert "video not found" in capsys.readouterr().err
+    assert "x.mp4: no such file" in capsys.readouterr().err
 
 
 def test_exif_rotation_is_applied_and_faceless_images_work(epga_model, tmp_path, capsys):
@@ -228,14 +239,50 @@ def test_the_shipped_model_reads_the_astronaut_as_a_happy_adult_woman(tmp_path):
     (face,) = jsonl(js)  # one face: not her mission patch
     assert face["emotion"]["label"] == "happy" and face["emotion"]["prob"] > 0.8
     assert face["gender"]["label"] == "female"
-    assert 20 <= face["age"]["years"] <= 60
-    # the demo's fast TFLite path gives the Keras model's numbers
-    predictor = load_predictor()
-    assert predictor.tflite is not None
+    assert 20 <= face["age"]["years"] <= 60 and face["age"]["label"].endswith(" years")
+    # the demo's TFLite model (no TensorFlow) gives the Keras model's numbers
+    predictor, keras_twin = load_predictor(), load_predictor(weights=str(SHIPPED_MODEL))
+    assert predictor.source.endswith("model.tflite") and keras_twin.source.endswith("model.keras")
     rgb = sample_photo()
     x = predictor.prepare(rgb, detect(make_detector("mtcnn"), rgb)[0])
-    fast = predictor.predict([x])[0]
-    out = predictor.model(x[None].astype(np.float32))
-    exact = {k.removesuffix("_prediction"): v.numpy()[0] for k, v in out.items()}
+    fast, exact = predictor.predict([x])[0], keras_twin.predict([x])[0]
     for task, probs in fast.items():
         np.testing.assert_allclose(probs, exact[task], atol=1e-5)
+
+
+def test_the_image_demo_imports_no_tensorflow(tmp_path):
+    import subprocess
+    import sys
+
+    if not SHIPPED_MODEL.is_file():
+        pytest.skip("the shipped model is not in this checkout")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    res = subprocess.run([sys.executable, "-X", "importtime", os.path.join(root, "final_image_demo.py"),
+                          "--output", str(tmp_path / "a.jpg")], capture_output=True, text=True, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-800:]
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in res.stderr.splitlines() if "import time" in line}
+    assert "tensorflow" not in imported and "keras" not in imported and "cv2" in imported
+    assert "face 1: emotion happy" in res.stdout
+
+
+def test_labels_stay_with_their_faces_and_many_faces_get_a_legend():
+    from utils.drawing import draw, place, reading_order
+
+    rec = lambda box: {"box": box, "emotion": {"label": "happy", "prob": 0.9}, "gender": {"label": "female"}}  # noqa
+    boxes = [(40, 120, 90, 90), (160, 120, 90, 90), (280, 120, 90, 90)]
+    records = [rec(b) for b in boxes]
+    spots = place(records, ["emotion", "gender"], (400, 420, 3))
+    assert spots is not None
+    rects = []
+    for (x, y, scale, thick), r in zip(spots, records):
+        w = max(cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)[0][0] for t in ("happy 90%", "female"))
+        rects.append((x, y, x + w, y + 10))
+        bx, by, bw, bh = r["box"]
+        assert abs(x - bx) < 100 and (y + 40 >= by - 60 and y <= by + bh + 60)  # next to its own face
+    for i, a in enumerate(rects):  # no block over another face or another block
+        for j, b in enumerate(rects):
+            assert i == j or not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3])
+    crowd = [rec((20 + 60 * (i % 5), 20 + 60 * (i // 5), 50, 50)) for i in range(25)]
+    picture = draw(np.zeros((330, 330, 3), np.uint8), crowd)
+    assert picture.shape[1] > 330  # numbered boxes and a legend beside the picture
+    assert reading_order([c["box"] for c in crowd]) == list(range(25))

@@ -1,25 +1,30 @@
-"""Face detection, attribute prediction, drawing and per-face tracking for the demos.
+"""Face attributes for the demos and for ``analyze``: predictor loading, per-face records.
 
-Faces come from ``utils.faces`` (MTCNN with five-landmark alignment by default). Each face is cropped,
-aligned, resized and turned grey in OpenCV, and all faces of a frame go through one traced forward
-pass; the model's own preprocessing layer does the rest, as in training.
+The shipped model runs as its TFLite export through LiteRT (``utils/runtime.py``), faces come from
+BlazeFace by default (``utils/faces.py``), drawing is OpenCV (``utils/drawing.py``): nothing here
+imports TensorFlow unless a ``.keras`` model or a run folder is named. Each face is aligned, resized
+and turned grey in OpenCV, and all faces of a frame go through one forward pass; the model's own
+preprocessing layer does the rest, as in training.
+
+    from utils.demo import analyze
+    for face in analyze("group.jpg"):
+        print(face["box"], face["emotion"]["label"], face["age"]["label"])
 """
 from __future__ import annotations
 
 import json
-from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from utils.drawing import draw  # noqa: F401  (the demos' drawing, re-exported)
 from utils.faces import Face, face_crop
-from utils.kinds import expected_value, kind_of
+from utils.kinds import kind_of
 from utils.runtime import SHIPPED_MODEL
-from utils.tasks import ANGLES, DEFAULT_VOCAB, EMOTION_FERPLUS, TASK_SPECS
-
-TASK_COLOURS = {t.name: t.colour for t in TASK_SPECS.values()}  # in the tasks' order
+from utils.tasks import ANGLES, DEFAULT_VOCAB, EMOTION_FERPLUS
+from utils.tracking import FaceTracker  # noqa: F401  (re-exported for the video demo)
 
 
 class DemoError(Exception):
@@ -38,21 +43,23 @@ def read_image(path: str) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------ models
-REPO = Path(__file__).resolve().parent.parent
-
-
 @dataclass
 class Predictor:
-    """A trained model plus what is needed to read its outputs."""
+    """A trained model behind one batched forward function, plus what is needed to read its outputs.
 
-    model: object
+    ``temperatures``: task -> T of temperature scaling fitted on validation (stored in the model's
+    config.json); probabilities are ``softmax(log p / T)``, so that a printed 0.9 is right about 9
+    times in 10.
+    """
+
+    forward: object  # (N, size, size, channels) float32 pixels 0..255 -> {"<task>_prediction": array}
     tasks: list
     class_names: dict
     size: int
     channels: int
     source: str
     margin: float = 0.15
-    tflite: Path | None = None  # a float TFLite export of the same model, used for speed when present
+    temperatures: dict = field(default_factory=dict)
 
     def prepare(self, rgb: np.ndarray, face: Face) -> np.ndarray:
         """The model's input for one face, in OpenCV: aligned crop, grey for one-channel models."""
@@ -62,32 +69,23 @@ class Predictor:
         return crop
 
     def predict(self, inputs: list) -> list:
-        """One batched forward pass for prepared inputs; returns ``[{task: probabilities}]``.
-
-        A traced forward function instead of ``model.predict``, whose per-call set-up costs more
-        than the network itself for a few faces; the numbers are the same.
-        """
+        """One batched forward pass for prepared inputs; returns ``[{task: probabilities}]``."""
         if not inputs:
             return []
-        import tensorflow as tf
+        out = self.forward(np.stack(inputs).astype(np.float32))
+        per_task = {t: calibrated(out[f"{t}_prediction"], self.temperatures.get(t)) for t in self.tasks}
+        return [{t: per_task[t][i] for t in self.tasks} for i in range(len(inputs))]
 
-        batch = np.stack(inputs).astype(np.float32)
-        if self.tflite is not None:
-            out = self._tflite_forward(batch)
-        else:
-            if getattr(self, "_forward", None) is None:
-                self._forward = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
-            out = {k: v.numpy() for k, v in self._forward(batch).items()}
-        return [{t: out[f"{t}_prediction"][i] for t in self.tasks} for i in range(len(inputs))]
 
-    def _tflite_forward(self, batch: np.ndarray) -> dict:
-        """The TFLite export beside the model (equal to Keras within 1e-4, tests/test_export.py):
-        a few faces run in about a millisecond instead of a TensorFlow call's overhead."""
-        if getattr(self, "_runner", None) is None:
-            from utils.runtime import TFLiteRunner
-
-            self._runner = TFLiteRunner(self.tflite, {k: v.shape[-1] for k, v in self.model.output.items()})
-        return self._runner(batch)
+def calibrated(probs: np.ndarray, temperature: float | None) -> np.ndarray:
+    """Temperature-scaled probabilities ``softmax(log p / T)`` (rows of a softmax head; others unchanged)."""
+    probs = np.asarray(probs, np.float64)
+    if not temperature or temperature == 1.0 or probs.ndim != 2 or probs.shape[1] < 2:
+        return probs
+    z = np.log(np.clip(probs, 1e-12, 1.0)) / float(temperature)
+    z -= z.max(1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(1, keepdims=True)
 
 
 def class_names_for(task: str, n: int) -> list:
@@ -95,7 +93,7 @@ def class_names_for(task: str, n: int) -> list:
         return list(EMOTION_FERPLUS)
     if task == "pose" and n <= 3:  # a regression head: the angles in degrees
         return list(ANGLES[:n])
-    vocab = DEFAULT_VOCAB[task]
+    vocab = DEFAULT_VOCAB.get(task, ())
     return list(vocab) if len(vocab) == n else [str(i) for i in range(n)]
 
 
@@ -105,26 +103,71 @@ def newest_run(runs_dir: Path) -> Path | None:
     return found[-1].parent if found else None
 
 
-def _load_keras(path: str):
-    from models import load_model
-
+def _read_config(path: Path) -> dict:
     try:
-        return load_model(path)
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise DemoError(f"{path}: not a readable config.json") from None
+
+
+def _keras_forward(path: str):
+    """(forward, output sizes, input shape) of a .keras model of this project (imports TensorFlow)."""
+    from models import import_tensorflow_quietly, load_model
+
+    tf = import_tensorflow_quietly()
+    if Path(path).is_file() and not Path(path).read_bytes()[:2] == b"PK":
+        raise DemoError(f"{path}: not a .keras model file (a .keras file is a zip archive)")
+    try:
+        model = load_model(path)
     except Exception as exc:  # zip, h5 and deserialisation errors come in many types
         raise DemoError(f"{path}: not a loadable Keras model ({type(exc).__name__}: "
                         f"{str(exc).splitlines()[0][:160] if str(exc) else 'no details'})") from None
+    return _from_keras(model, path, tf)
+
+
+def _from_keras(model, path, tf):
+    if not isinstance(getattr(model, "output", None), dict):
+        raise DemoError(f"{path}: the model has no emotion/pose/gender/age heads (outputs '<task>_prediction'); "
+                        f"is it a model of this project?")
+    fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    sizes = {k: int(v.shape[-1]) for k, v in model.output.items()}
+    return (lambda batch: {k: v.numpy() for k, v in fn(batch).items()}), sizes, tuple(model.input_shape)
+
+
+def _released_forward(path: str):
+    from models import ModelSpec, WeightsError, build_net, import_tensorflow_quietly
+
+    tf = import_tensorflow_quietly()
+    try:
+        model = build_net(ModelSpec("mini_xception", {"emotion": 7}, weights=path))
+    except (WeightsError, OSError, KeyError) as exc:
+        raise DemoError(f"{path}: not a released mini-Xception weights file ({exc})") from None
+    return _from_keras(model, path, tf)
+
+
+def _tflite_forward(path: Path, config: dict):
+    from utils.runtime import RuntimeError_, TFLiteRunner
+
+    names = config.get("class_names") or {}
+    if not names:
+        raise DemoError(f"{path}: a .tflite model is read with its run's config.json beside it (class names)")
+    sizes = {f"{t}_prediction": len(v) for t, v in names.items()}
+    try:
+        runner = TFLiteRunner(path, sizes)
+    except RuntimeError_ as exc:
+        raise DemoError(str(exc)) from None
+    return runner, sizes, runner.input_shape
 
 
 def load_predictor(run: str | None = None, weights: str | None = None, runs_dir: str = "runs") -> Predictor:
-    """The shipped model by default; ``run`` a run folder (its best.keras) or ``latest`` (the newest
-    run under ``runs_dir``); ``weights`` a .keras file or a released mini-Xception .hdf5."""
-    config = {}
+    """The shipped model (its TFLite export, no TensorFlow) by default; ``run`` a run folder (its
+    best.keras) or ``latest`` (the newest run under ``runs_dir``); ``weights`` a .keras, .tflite or a
+    released mini-Xception .hdf5 file."""
     if weights is None and run is None:
-        weights = str(SHIPPED_MODEL)
-        if not SHIPPED_MODEL.is_file():
-            raise DemoError(f"the shipped model {SHIPPED_MODEL} is missing (a partial clone?); "
-                            f"pass --run latest or --weights FILE")
-        config = json.loads((SHIPPED_MODEL.parent / "config.json").read_text())
+        weights = str(SHIPPED_MODEL.with_suffix(".tflite"))
+        if not Path(weights).is_file():
+            raise DemoError(f"the shipped model {weights} is missing (a partial clone?); pass --run latest or "
+                            f"--weights FILE")
     elif weights is None:
         run_dir = newest_run(Path(runs_dir)) if run == "latest" else Path(run)
         if run_dir is None:
@@ -136,171 +179,54 @@ def load_predictor(run: str | None = None, weights: str | None = None, runs_dir:
         weights = str(run_dir / "best.keras")
         if not Path(weights).is_file():
             raise DemoError(f"{run_dir} has no best.keras (is it a run folder?)")
-        if (run_dir / "config.json").is_file():
-            config = json.loads((run_dir / "config.json").read_text())
     if not Path(weights).is_file():
         raise DemoError(f"weights file not found: {weights}")
-    if weights.endswith((".h5", ".hdf5")):
-        from models import ModelSpec, WeightsError, build_net
-
-        try:
-            model = build_net(ModelSpec("mini_xception", {"emotion": 7}, weights=weights))
-        except (WeightsError, OSError, KeyError) as exc:
-            raise DemoError(f"{weights}: not a released mini-Xception weights file ({exc})") from None
+    config = _read_config(Path(weights).with_name("config.json"))
+    suffix = Path(weights).suffix.lower()
+    if suffix == ".tflite":
+        forward, sizes, shape = _tflite_forward(Path(weights), config)
+    elif suffix in (".h5", ".hdf5"):
+        forward, sizes, shape = _released_forward(weights)
     else:
-        model = _load_keras(weights)
-    outputs = model.output if isinstance(model.output, dict) else {}
-    tasks = [k.removesuffix("_prediction") for k in outputs if k.removesuffix("_prediction") in DEFAULT_VOCAB]
+        forward, sizes, shape = _keras_forward(weights)
+    tasks = [k.removesuffix("_prediction") for k in sizes if k.removesuffix("_prediction") in DEFAULT_VOCAB]
     if not tasks:
         raise DemoError(f"{weights}: the model has no emotion/pose/gender/age heads (outputs "
                         f"'<task>_prediction'); is it a model of this project?")
     names = config.get("class_names") or {}
-    shapes = {t: int(model.get_layer(f"{t}_prediction").output.shape[-1]) for t in tasks}
-    class_names = {t: names.get(t) or class_names_for(t, shapes[t]) for t in tasks}
-    _, size, _, channels = model.input.shape
-    tflite = Path(weights).with_suffix(".tflite")
-    return Predictor(model, tasks, class_names, int(size), int(channels), weights,
-                     tflite=tflite if tflite.is_file() else None)
+    class_names = {t: names.get(t) or class_names_for(t, sizes[f"{t}_prediction"]) for t in tasks}
+    return Predictor(forward, tasks, class_names, int(shape[1]), int(shape[3]), weights,
+                     temperatures=config.get("temperatures", {}))
 
 
-# ------------------------------------------------------------------------------------ records, drawing
-# Arrow along the image x axis per yaw bin. Pointing'04's convention (the shipped model's pose data):
-# a positive pan turns the face towards the image's left.
-YAW_ARROWS = {"frontal": 0.0, "yaw +10..+60": -0.5, "yaw -60..-10": 0.5, "yaw <= -60": 1.0, "yaw >= +60": -1.0}
-
-
+# ------------------------------------------------------------------------------------ records
 def face_records(predictor: Predictor, rgb: np.ndarray, faces: list) -> list:
-    """One record per face: box, landmarks, and per task the label, its probability and all probabilities."""
+    """One record per face: box, named landmarks, and per task the answer with its probabilities."""
     probs = predictor.predict([predictor.prepare(rgb, f) for f in faces])
     records = []
     for face, p in zip(faces, probs):
         rec = {"box": [int(v) for v in face.box], "score": round(float(face.score), 4)}
         if face.landmarks is not None:
-            rec["landmarks"] = [[round(float(v), 1) for v in pt] for pt in face.landmarks]
+            rec["landmarks"] = {n: [round(float(v), 1) for v in pt] for n, pt in zip(face.landmark_names,
+                                                                                      face.landmarks)}
         for t, v in p.items():
             rec[t] = kind_of(predictor.class_names[t]).decode(predictor.class_names[t], v)
         records.append(rec)
     return records
 
 
-def describe(rec: dict, task: str, labels_key: str = "label") -> str:
-    """One line of text for a task of a record (emotion with its confidence)."""
-    value = rec[task].get(labels_key, rec[task]["label"])
-    if task == "emotion" and labels_key == "label":
-        return f"{value} {rec[task]['prob']:.0%}"
-    return value
+_DEFAULT = {}
 
 
-def draw(rgb: np.ndarray, records: list, labels_key: str = "label") -> np.ndarray:
-    """Boxes, a yaw arrow and one text line per task, scaled to the image so they stay readable."""
-    out = rgb.copy()
-    H, W = out.shape[:2]
-    scale = max(0.4, min(W, H) / 900)
-    thick = max(1, int(round(scale * 2)))
-    for rec in records:
-        x, y, w, h = rec["box"]
-        cv2.rectangle(out, (x, y), (x + w, y + h), (255, 255, 255), thick + 1)
-        if "pose" in rec:  # arrow from the face centre in the direction the head is turned
-            label = rec["pose"].get(labels_key, rec["pose"]["label"])
-            dx, dy = YAW_ARROWS.get(label), 0.0
-            angles = rec["pose"].get("smoothed_degrees" if labels_key == "smoothed" else "degrees")
-            if angles:  # degrees: Pointing'04's signs (positive yaw turns left, positive pitch looks up)
-                dx = -float(np.sin(np.radians(angles["yaw"])))
-                dy = -float(np.sin(np.radians(angles.get("pitch", 0.0))))
-            if dx is not None:
-                c = (x + w // 2, y + h // 2)
-                tip = (int(c[0] + dx * w * 0.6), int(c[1] + dy * h * 0.6))
-                if abs(dx) + abs(dy) > 0.05:
-                    cv2.arrowedLine(out, c, tip, TASK_COLOURS["pose"], thick + 1, cv2.LINE_AA, tipLength=0.3)
-                else:
-                    cv2.circle(out, c, max(3, thick * 2), TASK_COLOURS["pose"], -1, cv2.LINE_AA)
-        lines = [(t, f"{t}: {describe(rec, t, labels_key)}") for t in TASK_COLOURS if t in rec]
-        (tw, th), base = cv2.getTextSize("Mg", cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
-        line_h = th + base + 4
-        top = y - line_h * len(lines) - 2
-        if top < 0:
-            top = min(H - line_h * len(lines), y + h + 2)
-        for k, (t, text) in enumerate(lines):
-            (tw, _), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
-            y0 = max(0, top + k * line_h)
-            x0 = min(max(0, x), max(0, W - tw - 4))
-            cv2.rectangle(out, (x0, y0), (x0 + tw + 4, y0 + line_h), (0, 0, 0), -1)
-            cv2.putText(out, text, (x0 + 2, y0 + th + 2), cv2.FONT_HERSHEY_SIMPLEX, scale, TASK_COLOURS[t],
-                        thick, cv2.LINE_AA)
-    return out
+def analyze(image, predictor: Predictor | None = None, detector=None, min_face: int = 40) -> list:
+    """Every face of ``image`` (a path or an RGB array) with each task's answer and probabilities:
+    ``[{"box", "score", "landmarks", "<task>": {"label", "probs", ...}}]``. Defaults: the shipped model
+    and BlazeFace, loaded once per process."""
+    from utils.faces import detect, make_detector
 
-
-# ------------------------------------------------------------------------------------ tracking
-def iou(a, b) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
-    inter = ix * iy
-    return inter / float(aw * ah + bw * bh - inter) if inter else 0.0
-
-
-@dataclass
-class Track:
-    id: int
-    box: tuple
-    missed: int = 0
-    history: dict = field(default_factory=dict)  # task -> deque of probability vectors
-
-
-class FaceTracker:
-    """Greedy IoU tracker; each track keeps its own smoothing window per task."""
-
-    def __init__(self, window: int = 10, min_iou: float = 0.3, max_missed: int = 10, smooth: str = "mode"):
-        self.window, self.min_iou, self.max_missed, self.smooth = window, min_iou, max_missed, smooth
-        self.tracks, self.next_id = [], 0
-
-    def update(self, records: list, class_names: dict) -> list:
-        """Assign a track to every record and replace its labels with the smoothed ones."""
-        pairs = sorted(((iou(t.box, r["box"]), ti, ri) for ti, t in enumerate(self.tracks)
-                        for ri, r in enumerate(records)), reverse=True)
-        used_t, used_r, match = set(), set(), {}
-        for score, ti, ri in pairs:
-            if score >= self.min_iou and ti not in used_t and ri not in used_r:
-                used_t.add(ti)
-                used_r.add(ri)
-                match[ri] = self.tracks[ti]
-        for ri, rec in enumerate(records):
-            track = match.get(ri)
-            if track is None:
-                track = Track(self.next_id, tuple(rec["box"]))
-                self.next_id += 1
-                self.tracks.append(track)
-            track.box, track.missed = tuple(rec["box"]), 0
-            rec["track"] = track.id
-            for t, names in class_names.items():
-                if t not in rec:
-                    continue
-                hist = track.history.setdefault(t, deque(maxlen=self.window))
-                if "degrees" in rec[t]:  # mean angles over the window
-                    hist.append(np.array([rec[t]["degrees"][n] for n in names]))
-                    mean = dict(zip(names, np.mean(hist, axis=0).round(1).tolist()))
-                    rec[t]["smoothed_degrees"] = mean
-                    rec[t]["smoothed"] = ", ".join(f"{a} {v:+.0f}" for a, v in mean.items())
-                    continue
-                hist.append(np.array([rec[t]["probs"][n] for n in names]))
-                if "years" in rec[t]:  # mean of the expected ages over the window
-                    mean = float(expected_value(np.stack(hist)).mean())
-                    rec[t]["smoothed"] = f"{mean:.0f} years"
-                else:
-                    rec[t]["smoothed"] = names[self._smoothed_index(hist)]
-        for track in self.tracks:
-            if track.id not in {r["track"] for r in records}:
-                track.missed += 1
-        self.tracks = [t for t in self.tracks if t.missed <= self.max_missed]
-        return records
-
-    def _smoothed_index(self, hist) -> int:
-        if self.smooth == "mean":
-            return int(np.mean(hist, axis=0).argmax())
-        votes = Counter(int(p.argmax()) for p in hist)
-        best = max(votes.values())
-        # ties go to the most recent of the tied labels (deterministic, unlike statistics.mode < 3.8)
-        return next(int(p.argmax()) for p in reversed(hist) if votes[int(p.argmax())] == best)
-
-
+    if predictor is None:
+        predictor = _DEFAULT.setdefault("predictor", load_predictor())
+    if detector is None:
+        detector = _DEFAULT.setdefault(("detector", min_face), make_detector("blazeface", min_face))
+    rgb = read_image(str(image)) if isinstance(image, (str, Path)) else np.asarray(image)
+    return face_records(predictor, rgb, detect(detector, rgb))

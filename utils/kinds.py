@@ -181,10 +181,14 @@ class Years(Classes):
         return self.chance_gap(metrics, n_classes, mae_of_mean)
 
     def decode(self, names, v):
-        rec = super().decode(names, v)
-        rec["years"] = float(expected_value(v[None])[0])  # the expected value, not the most likely bin
-        rec["label"] = f"{rec['years']:.0f} years"
-        return rec
+        """The expected age (not the most likely bin) and the central 50 % interval of the predicted
+        distribution, which the label shows: one year's probability means little."""
+        p = np.asarray(v, np.float64) / np.sum(v)
+        cdf = np.cumsum(p)
+        lo, hi = int(np.searchsorted(cdf, 0.25)), int(np.searchsorted(cdf, 0.75))
+        years = float(expected_value(p[None])[0])
+        return {"label": f"{lo}-{hi} years", "years": round(years, 1), "range": [lo, hi],
+                "probs": {n: round(float(q), 4) for n, q in zip(names, v)}}
 
     def values(self, probs):
         """The expected age, rounded to a bin (the model's answer, as the demos and metrics read it)."""

@@ -2,6 +2,9 @@
 TensorFlow's own ``tf.lite`` interpreter. The demos and ``utils/evaluate.py`` read ``.tflite`` files here."""
 from __future__ import annotations
 
+import os
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -14,19 +17,37 @@ class RuntimeError_(Exception):
     """A model file the runtime cannot run; one line for the user."""
 
 
+@contextmanager
+def quiet_stderr():
+    """Keep the runtime's C++ notices ("Created TensorFlow Lite XNNPACK delegate for CPU") off the console."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def interpreter(path):
-    """A TFLite interpreter for ``path`` (LiteRT first: it needs no TensorFlow)."""
+    """A TFLite interpreter for ``path`` with its tensors allocated (LiteRT first: it needs no TensorFlow)."""
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:  # the full install has TensorFlow
         import warnings
 
-        import tensorflow as tf
+        from models import import_tensorflow_quietly
 
+        tf = import_tensorflow_quietly()
         with warnings.catch_warnings():  # its deprecation notice points at LiteRT
             warnings.simplefilter("ignore")
-            return tf.lite.Interpreter(model_path=str(path))
-    return Interpreter(model_path=str(path))
+            Interpreter = tf.lite.Interpreter
+    with quiet_stderr():
+        it = Interpreter(model_path=str(path))
+        it.allocate_tensors()  # the delegate is applied here: its notice stays quiet too
+    return it
 
 
 def match_outputs(classes: dict, exported: dict) -> dict:
