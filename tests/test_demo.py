@@ -181,7 +181,7 @@ def test_video_demo_tracks_moving_faces(epga_model, tmp_path):
 
     rows = pd.read_csv(table)  # one row per face per frame, with its track and every probability
     assert rows.groupby("frame").size().reindex(range(len(counts)), fill_value=0).tolist() == counts
-    assert set(rows["track"]) == {0, 1} and {"emotion_p_happy", "age_p_4-6", "left_eye_x"} <= set(rows.columns)  # age: 8 groups
+    assert set(rows["track"]) == {0, 1} and {"emotion_p_happy", "age_p_4-6", "left_eye_x"} <= set(rows.columns)
     assert np.allclose(rows[[f"emotion_p_{n}" for n in ("angry", "disgust", "fear", "happy", "sad", "surprise",
                                                          "neutral")]].sum(1), 1.0, atol=1e-3)
 
