@@ -258,3 +258,23 @@ def test_a_run_over_the_memory_budget_trains_from_the_disk_cache(toy_root, tmp_p
     assert "MB on disk (over --cache_mb=0)" in capsys.readouterr().out
     assert np.load(cached, mmap_mode="r").shape == (64, 64, 64, 1)  # the run's 64 images, decoded once
     assert (tmp_path / "STL_general_train" / "d" / "test_metrics.json").exists()
+
+
+def test_class_balance_and_label_smoothing_act_on_true_labels_only(toy_root, tmp_path):
+    from utils.targets import class_weights
+
+    w = class_weights(np.array([0, 0, 0, 1, -1]), 3, 1.0)  # counts 3, 1, 0 (missing rows ignored)
+    assert w[1] == pytest.approx(3 * w[0]) and w[2] == pytest.approx(1.0 / np.mean([w[0]] * 3 + [w[1]]))
+    assert np.mean(w[[0, 0, 0, 1]]) == pytest.approx(1.0)  # the loss keeps its scale
+    argv = ["--dataset_emotion=toy_emotion", "--dataset_pose=toy_pose", "--epoch=1", *FAST, "--limit=96",
+            "--is_naive=True", "--class_balance=inverse", "--label_smoothing=0.1", f"--data_dir={toy_root}",
+            f"--output_dir={tmp_path}"]
+    t = Trainer(parse_config("CONFUSION_EP_multitask", argv))
+    t.setup()
+    paths, targets, _, _ = t.epoch_data(0)
+    emotion = t.splits[0].train.labels["emotion"]
+    rows = targets["emotion"][: len(emotion)]  # the emotion dataset's own rows come first
+    expected = class_weights(emotion, 7, 1.0)[emotion]
+    np.testing.assert_allclose(rows.sum(1), expected, rtol=1e-5)  # each row weighs its class's weight
+    np.testing.assert_allclose(rows.min(1), expected * 0.1 / 7, rtol=1e-5)  # smoothed: eps / K off the label
+    assert not targets["emotion"][len(emotion):].any()  # pose faces: still masked

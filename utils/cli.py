@@ -150,6 +150,12 @@ def build_parser(script: str) -> argparse.ArgumentParser:
     g.add_argument("--pose_kind", default=RUN_DEFAULTS["pose_kind"], choices=("bins", "degrees"),
                    help="head pose as the 5 yaw bins (classification) or as angles in degrees (regression: "
                         "yaw[, pitch[, roll]] as the dataset gives them, MAE per angle)")
+    g.add_argument("--label_smoothing", type=float, default=RUN_DEFAULTS["label_smoothing"],
+                   help="classification tasks: true one-hot targets become (1 - eps) onehot + eps / K "
+                        "(Szegedy et al. 2016)")
+    g.add_argument("--class_balance", default=RUN_DEFAULTS["class_balance"], choices=("none", "sqrt", "inverse"),
+                   help="classification tasks: weigh each true label by (mean count / its class count) to this "
+                        "power (sqrt: 0.5, inverse: 1), so rare classes (FER2013's disgust) weigh more")
     g.add_argument("--age_sigma", type=float, default=RUN_DEFAULTS["age_sigma"],
                    help="years: Gaussian label smoothing (years)")
     g.add_argument("--age_loss", default=RUN_DEFAULTS["age_loss"], choices=("auto", "ce", "l1"),

@@ -41,3 +41,29 @@ def smooth_years(rows: np.ndarray, sigma: float) -> np.ndarray:
         g = np.exp(-0.5 * ((np.arange(rows.shape[1])[None, :] - centre) / sigma) ** 2)
         rows[hot] = g / g.sum(1, keepdims=True)
     return rows
+
+
+def class_weights(labels: np.ndarray, n_classes: int, power: float) -> np.ndarray:
+    """Per-class weights ``(mean count / count_c) ** power`` over the labelled rows (-1 ignored), rescaled so
+    that the labelled rows' mean weight is 1 (the loss keeps its scale); classes without rows get 1."""
+    labels = labels[labels >= 0]
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    w = np.ones(n_classes)
+    have = counts > 0
+    w[have] = (counts[have].mean() / counts[have]) ** power
+    mean = (w[labels]).mean() if len(labels) else 1.0
+    return (w / mean).astype(np.float32)
+
+
+def reshape_true_rows(rows: np.ndarray, smoothing: float = 0.0, weights: np.ndarray | None = None) -> np.ndarray:
+    """One-hot rows of true labels with label smoothing ``(1 - eps) onehot + eps / K`` and per-class
+    ``weights`` applied (rows that are not one-hot, i.e. missing, pseudo or distilled, are left alone)."""
+    rows = rows.copy()
+    hot = (rows.max(1) == 1.0) & (rows.sum(1) == 1.0)
+    if not hot.any():
+        return rows
+    scale = weights[rows[hot].argmax(1)][:, None] if weights is not None else 1.0
+    if smoothing > 0:
+        rows[hot] = (1.0 - smoothing) * rows[hot] + smoothing / rows.shape[1]
+    rows[hot] = rows[hot] * scale
+    return rows

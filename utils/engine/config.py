@@ -45,6 +45,8 @@ class RunConfig:
     age_kind: str = "auto"  # auto | groups | years
     pose_kind: str = "bins"  # bins (the 5 yaw classes) | degrees (angles regressed in degrees)
     age_sigma: float = 0.0  # years: Gaussian label smoothing around the true age
+    label_smoothing: float = 0.0  # classes: true one-hot rows become (1 - eps) onehot + eps / K
+    class_balance: str = "none"  # classes: weigh true rows by class frequency (none | sqrt | inverse)
     age_loss: str = "auto"  # auto | ce | l1 (expected-value L1; auto = l1 for ssrnet, else ce)
     distribute: str = "none"  # none | mirrored | multiworker
     mixed_precision: bool = False

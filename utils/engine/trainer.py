@@ -21,6 +21,7 @@ from utils.engine.checkpoints import check_finite, restore_checkpoint, save_chec
 from utils.engine.config import RunConfig
 from utils.engine.data import build_cache, class_counts, load_splits, mae_of_train_mean
 from utils.engine.distribution import MultiWorkerEpoch, make_strategy, run_folder
+from utils.engine.epochs import EpochData
 from utils.engine.final_test import test_best_weights
 from utils.engine.heads import flips, make_heads, objectives
 from utils.engine.probe import validation_score
@@ -114,6 +115,7 @@ class Trainer:
         self.teacher = Teacher(self.missing, self.heads, self.splits, self.probe, cfg.teacher_margin,
                                cfg.warmup_epochs, cfg.seed, self.mae_of_mean,
                                self.run.path / "pseudo" if cfg.plot_pseudo else None)
+        self.epoch_data = EpochData(cfg, self.splits, self.heads, self.schedule, self.teacher, self.transfer)
         if not resume:
             self.write_config(stamp)
         cosine = cfg.lr_schedule == "cosine"  # no drops; early stopping only when asked for
@@ -162,36 +164,6 @@ class Trainer:
         self.set_frozen(state["frozen"])
         self.lr = state["lr"]
         self.learner.optimizer.learning_rate.assign(self.lr)
-
-    # ------------------------------------------------------------------------------ epoch data
-    def epoch_data(self, epoch: int):
-        """(paths, targets, stats, phase name) for one epoch."""
-        from utils.pipelines import alternating_arrays, joint_arrays, stl_arrays, true_targets
-        from utils.targets import smooth_years
-
-        ph = self.schedule.phase(epoch)
-        trains = [sp.train for sp in self.splits]
-        widths = {t: h.width for t, h in self.heads.items()}
-        if self.cfg.mode == "stl":
-            paths, targets = stl_arrays(trains[0], widths)
-            stats, name = {}, trains[0].name
-        elif ph == "joint":
-            fills, stats = self.teacher.fills_for(trains, epoch)
-            (paths, targets), name = joint_arrays(trains, widths, fills), "joint"
-        else:
-            fills, stats = self.teacher.fills_for([trains[ph]], epoch)
-            task_fills = {t: rows for (_, t), rows in fills.items()}
-            (paths, targets), name = alternating_arrays(trains[ph], widths, task_fills), trains[ph].name
-        if self.transfer:  # the label transfer network learns from true labels only
-            true = joint_arrays(trains, widths)[1] if ph == "joint" else true_targets(trains[ph], widths)
-            targets.update({f"{t}_ltn": true[t] for t in self.transfer})
-        if self.cfg.age_sigma > 0 and "age" in self.heads and self.heads["age"].kind.name == "years":
-            targets["age"] = smooth_years(targets["age"], self.cfg.age_sigma)
-        return paths, targets, stats, name
-
-    def trained_tables(self, epoch: int) -> list:
-        phase = self.schedule.phase(epoch)
-        return [sp.train for sp in self.splits] if phase == "joint" else [self.splits[phase].train]
 
     # ------------------------------------------------------------------------------------ loop
     def fit(self, resume: bool = False, state: dict | None = None) -> dict:
@@ -301,7 +273,7 @@ class Trainer:
         trained = [t for t in self.heads if np.any(targets[t] != 0)]
         self.weighting.epoch_end({t: float(hist[f"{t}_prediction_loss"][-1]) for t in trained})
         row = epoch_row(epoch, phase, self.schedule.rounds_done(epoch), self.lr, self.frozen, hist, stats,
-                        cfg.monitor, value, val, self.budget.add(len(paths), self.trained_tables(epoch)),
+                        cfg.monitor, value, val, self.budget.add(len(paths), self.epoch_data.tables(epoch)),
                         {t: h.weight for t, h in self.heads.items()}, bool(cfg.regularization or cfg.weights_decay),
                         self.weighting.state())
         for t, m in ((t, m) for t, m in val.items() if "confusion" in m):  # kinds with classes or bins
