@@ -94,6 +94,8 @@ def test_truncated_jpeg_is_named_before_training(truncated_set, tmp_path, capsys
                                       f"--data_dir={root}", f"--output_dir={out}"])
     err = capsys.readouterr().err
     assert code == 1 and str(jpg) in err and "--skip_bad_images" in err and "Traceback" not in err
+    assert "toy_emotion_cleaned.csv: row 7 (line 9): column 'full_path'" in err  # the CSV row, not only the file
+    assert " In" not in err.split("(", 1)[1].split(")")[0] and len(err.strip().splitlines()) == 1  # no TF internals
     with pytest.raises(DataError, match="truncated.jpg"):
         load_table("toy_emotion", root, image_check="decode")
 
@@ -223,3 +225,115 @@ def test_usage_errors_come_before_tensorflow_is_imported():
                          capture_output=True, text=True)
     assert res.returncode == 2 and "did you mean --epoch?" in res.stderr
     assert "tensorflow" not in res.stderr.replace("did you mean", "")
+
+
+@pytest.mark.parametrize("name", ["../../escape", "/tmp/absolute", "..", "a/b"])
+def test_run_names_stay_inside_the_runs_folder(name, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main("STL_general_train", ["--dataset=toy_emotion", f"--run_name={name}", f"--output_dir={tmp_path}"])
+    assert exc.value.code == 2 and "a run name is one folder name" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_every_missing_dataset_of_a_line_is_named_before_tensorflow_loads(tmp_path):
+    res = subprocess.run([sys.executable, "-X", "importtime", str(ROOT / "ALTERNATIVE_EP.py"), "--dataset_emotion=expw",
+                          "--dataset_pose=aflw", f"--data_dir={tmp_path}"], capture_output=True, text=True)
+    err = [line for line in res.stderr.splitlines() if not line.startswith("import time")]
+    assert res.returncode == 1 and len(err) == 1 and "'expw'" in err[0] and "'aflw'" in err[0]
+    assert "tensorflow" not in res.stderr
+
+
+@pytest.mark.parametrize("signal_name", ["Ctrl-C", "SIGTERM"])
+def test_ctrl_c_and_sigterm_stop_with_how_to_resume(signal_name, toy_root, tmp_path, capsys, monkeypatch):
+    import utils.cli as cli
+    import utils.engine.probe as probe
+
+    original, calls = probe.Probe.evaluate, {"n": 0}
+
+    def interrupted(*args, **kwargs):  # the second epoch's validation is interrupted
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt if signal_name == "Ctrl-C" else cli.Stopped("SIGTERM")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(probe.Probe, "evaluate", interrupted)
+    code = main("STL_general_train", ["--dataset=toy_emotion", "--task_type=0", "--epoch=3", *FAST,
+                                      f"--data_dir={toy_root}", f"--output_dir={tmp_path}", "--run_name=s"])
+    err = capsys.readouterr().err
+    assert code == (130 if signal_name == "Ctrl-C" else 143) and "Traceback" not in err
+    assert f"stopped by {signal_name}" in err and "--resume" in err and str(tmp_path / "STL_general_train" / "s") in err
+    assert json.loads((tmp_path / "STL_general_train" / "s" / "state.json").read_text())["epoch"] == 0
+
+
+def test_a_resume_after_a_kill_between_the_first_checkpoint_and_state_json_says_so(tmp_path, capsys):
+    run = tmp_path / "STL_general_train" / "r"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"script": "STL_general_train", "mode": "stl",
+                                                 "datasets": [["toy_emotion", ["emotion"]]], "pseudo": {}}))
+    (run / "checkpoint-000.keras").write_bytes(b"PK")
+    assert main("STL_general_train", [f"--resume={run}"]) == 1
+    err = capsys.readouterr().err
+    assert "checkpoint-000.keras" in err and "start the run again" in err
+
+
+def test_a_class_without_training_rows_is_named(toy_root, tmp_path, capsys):
+    frame = pd.read_csv(toy_root / "db" / "toy_emotion_cleaned.csv")
+    frame = frame[frame.emotion != 1].copy()  # no disgust
+    frame["full_path"] = [str(toy_root / p) for p in frame.full_path]
+    (tmp_path / "db").mkdir()
+    frame.to_csv(tmp_path / "db" / "nodisgust_cleaned.csv", index=False)
+    from utils.engine import class_counts, load_splits
+    from utils.engine.config import RunConfig
+
+    from utils.logs import setup_logging
+
+    setup_logging()
+    cfg = RunConfig("STL_general_train", "stl", [["nodisgust", ["emotion"]]], data_dir=str(tmp_path),
+                    image_check="exists")
+    class_counts(load_splits(cfg), cfg)
+    assert "note: nodisgust: no training row of emotion class disgust" in capsys.readouterr().err
+
+
+def test_export_into_a_read_only_folder_is_one_line(tmp_path, capsys):
+    import os
+
+    from models import ModelSpec, build_net
+    from utils.export import main as export_main
+
+    model = tmp_path / "m.keras"
+    build_net(ModelSpec("mini_xception", {"emotion": 7}, input_size=32)).save(model)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    os.chmod(locked, 0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as a user who can write anywhere (root): the folder is not read-only")
+        assert export_main(["--model", str(model), "--out", str(locked / "x"), "--formats", "tflite"]) == 1
+        err = capsys.readouterr().err
+        assert "error:" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    finally:
+        os.chmod(locked, 0o700)
+
+
+def test_the_evaluator_names_why_a_model_cannot_be_loaded_and_takes_test_only_tables(toy_root, tmp_path, capsys):
+    from utils.evaluate import main as evaluate_main
+
+    text = tmp_path / "notes.keras"
+    text.write_text("not a model")
+    assert evaluate_main(["--model", str(text), "--dataset", "toy_emotion", "--data_dir", str(toy_root)]) == 1
+    err = capsys.readouterr().err
+    assert "not a loadable Keras model (" in err and ": " in err.split("(", 1)[1]  # the reason, not only its type
+    from models import ModelSpec, build_net
+
+    model = tmp_path / "m.keras"
+    build_net(ModelSpec("mini_xception", {"emotion": 7}, input_size=32)).save(model)
+    frame = pd.read_csv(toy_root / "db" / "toy_emotion_cleaned.csv").head(30)
+    frame["full_path"] = [str(toy_root / p) for p in frame.full_path]
+    frame = frame[["full_path", "emotion"]].assign(split="test")  # a test-only set of another name
+    (tmp_path / "db").mkdir()
+    frame.to_csv(tmp_path / "db" / "heldout_cleaned.csv", index=False)
+    assert evaluate_main(["--model", str(model), "--dataset", "heldout", "--data_dir", str(tmp_path),
+                          "--split", "test"]) == 0  # no --task: the emotion column says it
+    out = capsys.readouterr().out
+    assert "heldout test emotion: accuracy" in out and "(n = 30)" in out
+    assert (tmp_path / "eval" / "m-keras_heldout_test" / "metrics.json").is_file()  # beside the data

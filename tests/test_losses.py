@@ -1,5 +1,6 @@
 """Masked losses: mean over labelled rows, zero (never NaN) on all-missing batches."""
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from utils.losses import MaskedAccuracy, masked_cce
@@ -30,3 +31,21 @@ def test_masked_accuracy_accumulates_over_batches():
     m.update_state(np.array([[1, 0], [0, 0]], np.float32), np.array([[0.9, 0.1], [0.1, 0.9]], np.float32))
     m.update_state(np.array([[0, 1], [0, 1]], np.float32), np.array([[0.9, 0.1], [0.2, 0.8]], np.float32))
     np.testing.assert_allclose(float(m.result()), 2 / 3, rtol=1e-6)
+
+
+def test_temperature_scaling_fixes_an_over_confident_head():
+    from utils.calibration import ece, fit_temperature, scaled
+
+    rng = np.random.default_rng(0)
+    n, k = 4000, 5
+    labels = rng.integers(0, k, n)
+    logits = rng.normal(0, 1, (n, k))
+    logits[np.arange(n), labels] += 1.0  # right about 55 % of the time ...
+    probs = np.exp(3 * logits) / np.exp(3 * logits).sum(1, keepdims=True)  # ... but with logits x 3: over-confident
+    t = fit_temperature(probs, labels)
+    assert 2.5 < t < 3.5  # recovers the factor that was applied
+    assert ece(scaled(probs, t), labels) < 0.03 < ece(probs, labels)
+    sure = np.eye(k)[labels]  # always right, always sure: ECE 0
+    assert ece(sure, labels) == 0.0
+    wrong = np.eye(k)[(labels + 1) % k]  # always wrong, always sure: ECE 1
+    assert ece(wrong, labels) == pytest.approx(1.0)

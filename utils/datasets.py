@@ -46,6 +46,7 @@ class Table:
     groups: np.ndarray | None = None
     group_kind: str | None = None  # 'fold' or 'subject' when ``groups`` is set
     oracle_vocab: dict = field(default_factory=dict)  # task -> the vocabulary of its oracle labels
+    rows: np.ndarray | None = None  # each row's 0-based row number in the CSV (for messages)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -59,7 +60,16 @@ class Table:
         pick = lambda d: {k: v[index] for k, v in d.items()}  # noqa: E731
         return Table(self.name, self.csv_path, self.info, self.paths[index], pick(self.labels),
                      pick(self.oracle), None if self.split is None else self.split[index],
-                     None if self.groups is None else self.groups[index], self.group_kind, self.oracle_vocab)
+                     None if self.groups is None else self.groups[index], self.group_kind, self.oracle_vocab,
+                     None if self.rows is None else self.rows[index])
+
+    def where(self, path: str) -> str | None:
+        """``<csv>: row R (line L)`` of the row holding image ``path``, or None."""
+        hits = np.flatnonzero(self.paths == str(path))
+        if not len(hits):
+            return None
+        r = int(self.rows[hits[0]]) if self.rows is not None else int(hits[0])
+        return f"{self.csv_path}: row {r} (line {r + 2})"
 
 
 def default_data_dir() -> Path:
@@ -166,8 +176,19 @@ def undecodable(paths) -> list:
         try:
             tf.io.decode_image(tf.io.read_file(str(p)), channels=3, expand_animations=False)
         except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as exc:
-            bad.append((str(p), exc.message.strip().splitlines()[0][:120]))
+            bad.append((str(p), decoder_reason(exc.message)))
     return bad
+
+
+def decoder_reason(message: str) -> str:
+    """TensorFlow's decode error as a short phrase: its first line, without node names and internals."""
+    import re
+
+    text = message.strip().splitlines()[0] if message.strip() else "unknown error"
+    text = re.split(r"\s*(?:\[\[|\{\{|; In\b| In\[)", text)[0].strip(" .;:")
+    if len(text) > 100:
+        text = text[:100].rsplit(" ", 1)[0] + " ..."
+    return text or "unknown error"
 
 
 def load_table(name: str, data_dir=None, tasks=None, image_check: str = "header", age_kind: str = "auto",
@@ -209,7 +230,9 @@ def load_table(name: str, data_dir=None, tasks=None, image_check: str = "header"
         first = int(np.flatnonzero(dup.to_numpy())[0])
         log.warning("%s: removed %d rows whose image path repeats an earlier row (first: row %d, %s)",
                     csv.name, int(dup.sum()), first, frame["full_path"].iloc[first])
-        frame = frame[~dup.to_numpy()].reset_index(drop=True)
+        frame = frame[~dup.to_numpy()]
+    source_rows = frame.index.to_numpy()
+    frame = frame.reset_index(drop=True)
     vocab = {t: info.vocab.get(t) or dataset_info("", [t]).vocab[t] for t in wanted}
     labels = {t: _angle_labels(frame, info.column(t), csv) if isinstance(info.column(t), tuple)
               else _int_labels(frame, info.column(t), len(vocab[t]), csv) for t in wanted}
@@ -235,7 +258,7 @@ def load_table(name: str, data_dir=None, tasks=None, image_check: str = "header"
             groups = (col, frame[col].astype(str).to_numpy())
             break
     return Table(info.name, csv, DatasetInfo(info.name, vocab, info.columns), paths, labels, oracle, split,
-                 *(groups[::-1] if groups else (None, None)), oracle_vocab)
+                 *(groups[::-1] if groups else (None, None)), oracle_vocab, source_rows)
 
 
 def split_indices(table: Table, n_splits: int = 5, fold: int = 0, seed: int = 1,

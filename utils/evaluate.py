@@ -78,18 +78,32 @@ class TFLiteModel:
 
 
 def evaluate(net, config: dict, dataset: str, split: str = "test", tasks=None, data_dir=None,
-             batch_size: int = 128, bn_stats: str = "auto", progress: bool = False) -> tuple:
-    """``({task: metrics}, table)`` of ``net`` on ``dataset``'s rows of ``split``.
+             batch_size: int = 128, bn_stats: str = "auto", progress: bool = False, flip: bool = False) -> tuple:
+    """``({task: metrics}, table)`` of ``net`` on ``dataset``'s rows of ``split`` (``predictions``)."""
+    from utils.evaluation import task_metrics
+    from utils.kinds import kind_of
+
+    preds, table, wanted = predictions(net, config, dataset, split, tasks, data_dir, batch_size, bn_stats, progress,
+                                       flip)
+    return {t: task_metrics([table], [preds], t, preds[t].shape[1] if preds[t].ndim > 1 else 1,
+                            kind_of(table.info.vocab[t]).name) for t in wanted}, table
+
+
+def predictions(net, config: dict, dataset: str, split: str = "test", tasks=None, data_dir=None,
+                batch_size: int = 128, bn_stats: str = "auto", progress: bool = False, flip: bool = False) -> tuple:
+    """``({task: (N, C) outputs}, table, tasks)`` of ``net`` on ``dataset``'s rows of ``split``.
 
     ``bn_stats``: ``saved`` normalises with the BatchNorm statistics stored in the model; ``own``
     re-estimates them on 1,024 of the dataset's training rows first, as an alternating run with
     ``--bn_stats per_dataset`` evaluates its datasets; ``auto`` = ``own`` for such runs, else ``saved``.
+    ``flip``: average each output with the output on the mirror image (test-time flip; a flip permutes
+    the yaw bins and negates yaw and roll, ``utils.tasks.flip_permutations``).
     """
     import numpy as np
     import pandas as pd
 
     from utils.datasets import csv_path_for, load_table, split_indices
-    from utils.evaluation import predict_table, task_metrics
+    from utils.evaluation import predict, predict_table
     from utils.tasks import TASKS, dataset_info
 
     heads = {k.removesuffix("_prediction"): int(v.shape[-1]) for k, v in net.output.items()}
@@ -153,9 +167,20 @@ def evaluate(net, config: dict, dataset: str, split: str = "test", tasks=None, d
     # decoded once and rounded to uint8 after resizing, exactly as training and the demos feed the model
     cache = ImageCache(table.paths, int(size), int(channels))
     preds = predict_table(net, table, batch_size, int(size), int(channels), cache, progress=progress)
-    from utils.kinds import kind_of
+    if flip:
+        from utils.pipelines import image_dataset
+        from utils.tasks import flip_permutations
 
-    return {t: task_metrics([table], [preds], t, heads[t], kind_of(table.info.vocab[t]).name) for t in wanted}, table
+        mirrored = predict(net, image_dataset(table.paths, batch_size, int(size), int(channels), cache)
+                           .map(lambda x: x[:, :, ::-1, :]))
+        perms = flip_permutations({t: table.info.vocab[t] for t in wanted})
+        for t in wanted:
+            m = mirrored[f"{t}_prediction"]
+            perm = perms.get(t)
+            if perm is not None:
+                m = m * np.array([*perm[1]], np.float32) if perm[0] == "signs" else m[:, list(perm)]
+            preds[t] = (preds[t] + m) / 2
+    return preds, table, wanted
 
 
 def main(argv=None) -> int:
@@ -168,6 +193,8 @@ def main(argv=None) -> int:
     p.add_argument("--split", default="test", choices=("all", "train", "valid", "test"))
     p.add_argument("--task", nargs="*", default=None, help="tasks to evaluate (default: all the dataset labels)")
     p.add_argument("--data_dir", default=None)
+    p.add_argument("--flip", action="store_true",
+                   help="test-time flip: average every output with the output on the mirror image")
     p.add_argument("--bn_stats", default="auto", choices=("auto", "saved", "own"),
                    help="BatchNorm statistics: the model's, or re-estimated on the dataset's training rows (auto: "
                         "as the run evaluated)")
@@ -180,8 +207,9 @@ def main(argv=None) -> int:
     try:
         net, config, path = load_model_and_config(a.run, a.model)
         metrics, table = evaluate(net, config, a.dataset, a.split, a.task, a.data_dir, bn_stats=a.bn_stats,
-                                  progress=True)
-        model_tag = Path(a.run).name if a.run else f"{path.parent.name}-{path.suffix.lstrip('.')}"
+                                  progress=True, flip=a.flip)
+        stem = path.parent.name if path.stem in ("model", "best") else path.stem
+        model_tag = Path(a.run).name if a.run else f"{stem}-{path.suffix.lstrip('.')}"
         out = Path(a.out) if a.out else (table.csv_path.parent.parent if table.csv_path.parent.name == "db"
                                          else table.csv_path.parent) / "eval" / f"{model_tag}_{table.name}_{a.split}"
         from utils.kinds import error_metrics

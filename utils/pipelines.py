@@ -104,13 +104,14 @@ class ImageCache:
     so the images sit in the operating system's page cache, not in the process's memory.
     """
 
-    def __init__(self, paths, size: int, channels: int, batch_size: int = 256, disk_dir: str | None = None):
+    def __init__(self, paths, size: int, channels: int, batch_size: int = 256, disk_dir: str | None = None,
+                 tables: list = ()):
         paths = np.asarray(sorted(set(map(str, paths))))
         self.index = {p: i for i, p in enumerate(paths)}
         self.size, self.channels = size, channels
         self.on_disk = disk_dir is not None
         if self.on_disk:
-            self.shape = self._disk_array(paths, Path(disk_dir), batch_size)
+            self.shape = self._disk_array(paths, Path(disk_dir), batch_size, tables)
             return
         array = np.empty((len(paths), size, size, channels), np.uint8)  # filled in place: no list of blocks
         start = 0
@@ -119,10 +120,10 @@ class ImageCache:
                 array[start:start + len(x)] = tf.cast(tf.round(x), tf.uint8).numpy()
                 start += len(x)
         except tf.errors.InvalidArgumentError:
-            raise_undecodable(paths)
+            raise_undecodable(paths, tables)
         self.images = tf.Variable(array, trainable=False, name="image_cache")
 
-    def _disk_array(self, paths: np.ndarray, folder: Path, batch_size: int) -> np.ndarray:
+    def _disk_array(self, paths: np.ndarray, folder: Path, batch_size: int, tables: list = ()) -> np.ndarray:
         """Open the ``.npy`` file of ``paths`` (decoded now unless a matching file exists); its shape."""
         import hashlib
 
@@ -148,7 +149,7 @@ class ImageCache:
                 os.replace(tmp, target)  # a killed run leaves no half-written cache behind
             except tf.errors.InvalidArgumentError:
                 tmp.unlink(missing_ok=True)
-                raise_undecodable(paths)
+                raise_undecodable(paths, tables)
             except BaseException:
                 tmp.unlink(missing_ok=True)
                 raise
@@ -186,17 +187,19 @@ class ImageCache:
         return tf.cast(images, tf.float32)
 
 
-def raise_undecodable(paths) -> None:
-    """After a failed batched decode: name the images TensorFlow cannot decode, in one line."""
+def raise_undecodable(paths, tables: list = ()) -> None:
+    """After a failed batched decode: name the images TensorFlow cannot decode, with their CSV row when
+    ``tables`` hold them, in one line."""
     from utils.datasets import DataError, undecodable
 
     bad = undecodable(paths)
     if not bad:
         raise DataError("an image failed to decode, but each decodes on its own; rerun with --cache_mb 0")
     path, reason = bad[0]
+    where = next((w for w in (t.where(path) for t in tables) if w), None)
     more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-    raise DataError(f"image cannot be decoded by TensorFlow ({reason}): {path}{more}; fix or remove it, "
-                    f"or pass --skip_bad_images=True to drop such rows")
+    raise DataError(f"{where + ': ' if where else ''}column 'full_path': image cannot be decoded by TensorFlow "
+                    f"({reason}): {path}{more}; fix or remove it, or pass --skip_bad_images=True to drop such rows")
 
 
 def _decode_dataset(paths, batch_size: int, size: int, channels: int):

@@ -89,18 +89,19 @@ def build_cache(splits: list, spec, cfg: RunConfig):
     from utils.pipelines import ImageCache
 
     paths = {p for sp in splits for part in (sp.train, sp.valid, sp.test) for p in part.paths}
+    tables = [part for sp in splits for part in (sp.train, sp.valid, sp.test)]  # to name a bad image's CSV row
     need = ImageCache.nbytes(len(paths), spec.input_size, spec.channels)
     t0 = time.time()
     if need <= cfg.cache_mb * 2**20:
-        cache = ImageCache(list(paths), spec.input_size, spec.channels)
+        cache = ImageCache(list(paths), spec.input_size, spec.channels, tables=tables)
         log.info("image cache: %d images, %.0f MB in memory, decoded in %.1fs", len(paths), need / 2**20,
                  time.time() - t0)
         return cache
     if not cfg.disk_cache:
         log.info("image cache off: %.0f MB needed, --cache_mb=%d", need / 2**20, cfg.cache_mb)
         return None
-    cache = ImageCache(list(paths), spec.input_size, spec.channels,
-                       disk_dir=str(Path(cfg.data_dir) / "cache"))
+    cache = ImageCache(list(paths), spec.input_size, spec.channels, disk_dir=str(Path(cfg.data_dir) / "cache"),
+                       tables=tables)
     log.info("image cache: %d images, %.0f MB on disk (over --cache_mb=%d), ready in %.1fs: %s", len(paths),
              need / 2**20, cfg.cache_mb, time.time() - t0, cache.path)
     return cache

@@ -222,7 +222,7 @@ class Trainer:
         except tf.errors.InvalidArgumentError:
             if self.cache is not None:
                 raise
-            raise_undecodable(paths)
+            raise_undecodable(paths, [sp.train for sp in self.splits])
 
     def cosine_steps(self, epoch: int, steps: int):
         """A callback that sets the cosine learning rate before every step of ``epoch`` (``--lr_schedule

@@ -1,0 +1,141 @@
+"""The numbers of a four-task model's card: held-out results, fairness across groups, calibration.
+
+    python utils/model_card.py --model pretrained/four_tasks_mini_xception_48px/model.keras [--write_temperatures]
+
+Every number comes from ``utils/evaluate.py``'s predictions on the split the model was trained with
+(its config.json): FER2013's test part (emotion: accuracy, balanced accuracy, recall per class),
+UTKFace's test part (gender accuracy and age MAE overall, per race, per gender and per age band, with
+counts and the worst-group gap), Pointing'04's held-out persons (5-bin yaw accuracy per person, mean
+and spread). Calibration: a temperature per task (emotion, gender, pose) fitted on the datasets'
+validation rows (``utils/calibration.py``), and the 15-bin ECE on the test rows before and after it;
+``--write_temperatures`` stores them in the model's config.json, where the demos read them. ``--flip``
+averages each prediction with the mirror image's. Prints markdown.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import utils  # noqa: E402,F401  (TensorFlow switches)
+from utils.datasets import DataError  # noqa: E402
+
+BANDS = ((0, 12), (13, 19), (20, 39), (40, 59), (60, 200))
+SOURCES = {"emotion": "fer2013", "gender": "utkface", "pose": "pointing04"}  # where each temperature is fitted
+
+
+def group_table(title: str, groups: dict, metric, fmt: str) -> list:
+    """Rows: group, count, metric; the last row names the worst-group gap."""
+    rows = [f"| {title} | n | value |", "|---|---:|---:|"]
+    values = {}
+    for name, idx in groups.items():
+        if len(idx):
+            values[name] = metric(idx)
+            rows.append(f"| {name} | {len(idx)} | {values[name]:{fmt}} |")
+    if values:
+        best, worst = max(values.values()), min(values.values())
+        rows.append(f"| gap (largest - smallest) | | {best - worst:{fmt}} |")
+    return rows
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", required=True, help=".keras model with its run's config.json beside it")
+    p.add_argument("--data_dir", default=None)
+    p.add_argument("--flip", action="store_true", help="test-time flip")
+    p.add_argument("--write_temperatures", action="store_true", help="store the fitted temperatures in config.json")
+    a = p.parse_args(argv)
+    from models import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    from utils.calibration import ece, fit_temperature, scaled
+    from utils.evaluate import load_model_and_config, predictions
+
+    try:
+        net, config, path = load_model_and_config(None, a.model)
+        names = config["class_names"]
+        out, temps = [f"Model: `{a.model}`" + (" (test-time flip)" if a.flip else ""), ""], {}
+        test = {}
+        for task, dataset in SOURCES.items():
+            if task not in names:
+                continue
+            valid, vt, _ = predictions(net, config, dataset, "valid", [task], a.data_dir, flip=a.flip)
+            temps[task] = fit_temperature(valid[task], vt.labels[task])
+            test[task] = predictions(net, config, dataset, "test", [task] + (["age"] if task == "gender" else []),
+                                     a.data_dir, flip=a.flip)
+        out += ["## Calibration (15-bin ECE on the test rows)", "",
+                "| task | temperature (fitted on validation) | ECE before | ECE after |", "|---|---:|---:|---:|"]
+        for task, (preds, table, _) in test.items():
+            y = table.labels[task]
+            out.append(f"| {task} | {temps[task]:.2f} | {ece(preds[task], y):.3f} | "
+                       f"{ece(scaled(preds[task], temps[task]), y):.3f} |")
+        if "emotion" in test:
+            preds, table, _ = test["emotion"]
+            y, pred = table.labels["emotion"], preds["emotion"].argmax(1)
+            recall = {n: float((pred[y == i] == i).mean()) for i, n in enumerate(names["emotion"]) if (y == i).any()}
+            out += ["", "## Emotion (FER2013 test part)", "",
+                    f"accuracy {np.mean(pred == y):.3f}, balanced accuracy {np.mean(list(recall.values())):.3f}, "
+                    f"n = {len(y)}", "", "| class | n | recall |", "|---|---:|---:|"]
+            out += [f"| {n} | {int((y == i).sum())} | {recall[n]:.3f} |" for i, n in enumerate(names["emotion"])
+                    if n in recall]
+        if "gender" in test:
+            out += fairness(test["gender"], names, a.data_dir)
+        if "pose" in test:
+            preds, table, _ = test["pose"]
+            y, pred = table.labels["pose"], preds["pose"].argmax(1)
+            persons = sorted(set(table.groups)) if table.groups is not None else []
+            accs = {q: float((pred[table.groups == q] == y[table.groups == q]).mean()) for q in persons}
+            out += ["", "## Head pose (Pointing'04, persons not used for training)", "",
+                    f"5-bin yaw accuracy {np.mean(pred == y):.3f} over {len(persons)} persons (n = {len(y)}); per "
+                    f"person mean {np.mean(list(accs.values())):.3f}, sd {np.std(list(accs.values()), ddof=1):.3f}, "
+                    f"min {min(accs.values()):.3f}, max {max(accs.values()):.3f}"]
+        print("\n".join(out))
+        if a.write_temperatures:
+            cfg_path = Path(path).with_name("config.json")
+            data = json.loads(cfg_path.read_text())
+            data["temperatures"] = {t: round(v, 4) for t, v in temps.items()}
+            cfg_path.write_text(json.dumps(data, indent=2) + "\n")
+            print(f"\ntemperatures written to {cfg_path}")
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def fairness(result, names: dict, data_dir) -> list:
+    """Gender accuracy and age MAE per race, gender and age band on UTKFace's test rows (race from its CSV)."""
+    import pandas as pd
+
+    from utils.datasets import csv_path_for
+    from utils.kinds import expected_value
+    from utils.tasks import RACE5
+
+    preds, table, _ = result
+    frame = pd.read_csv(csv_path_for("utkface", data_dir))
+    root = csv_path_for("utkface", data_dir).parent.parent
+    race = dict(zip([str(root / p) if not str(p).startswith("/") else p for p in frame["full_path"]], frame["race"]))
+    races = np.array([race.get(p, -1) for p in table.paths])
+    gender, age = table.labels["gender"], table.labels["age"]
+    g_hit = preds["gender"].argmax(1) == gender
+    age_err = np.abs(expected_value(preds["age"]) - age) if "age" in preds else None
+    groups = {"race": {RACE5[r]: np.flatnonzero(races == r) for r in range(5)},
+              "gender": {n: np.flatnonzero(gender == i) for i, n in enumerate(names["gender"])},
+              "age band": {f"{lo}-{hi}" if hi < 200 else f"{lo}+": np.flatnonzero((age >= lo) & (age <= hi))
+                           for lo, hi in BANDS}}
+    out = ["", "## Gender and age across groups (UTKFace test part)", "",
+           f"gender accuracy {g_hit.mean():.3f}" + (f", age MAE {age_err.mean():.2f} years" if age_err is not None
+                                                    else "") + f", n = {len(gender)}", ""]
+    for by, g in groups.items():
+        out += group_table(f"gender accuracy by {by}", g, lambda idx: g_hit[idx].mean(), ".3f") + [""]
+        if age_err is not None:
+            out += group_table(f"age MAE (years) by {by}", g, lambda idx: age_err[idx].mean(), ".2f") + [""]
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())
