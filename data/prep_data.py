@@ -36,11 +36,12 @@ def main(argv=None) -> int:
     p.add_argument("--margin", type=float, default=0.1, help="extra border around face boxes, x box size")
     p.add_argument("--size", type=int, default=128, help="side of the saved square crops (0 = keep size)")
     p.add_argument("--limit", type=int, default=None, help="convert at most this many faces")
-    p.add_argument("--detector", default="mtcnn", choices=("mtcnn", "dlib", "haar"),
+    p.add_argument("--detector", default="mtcnn", choices=("mtcnn", "blazeface", "dlib", "haar"),
                    help="face detector for releases without boxes or for --align (dlib falls back to haar)")
     p.add_argument("--align", action="store_true",
-                   help="align faces: eyes levelled with the 68 landmarks of fgnet/aflw2000; five-landmark "
-                        "MTCNN alignment to the demos' template for expw boxes and detector-only crops")
+                   help="align faces: eyes levelled with the 68 landmarks of fgnet/aflw2000; landmark alignment "
+                        "(--detector) to the demos' template for expw and pointing04 boxes, utkface chips and "
+                        "detector-only crops")
     p.add_argument("--min_face_score", type=float, default=1.0, help="imdb/wiki: minimum face_score")
     p.add_argument("--allow_second_face", action="store_true", help="imdb/wiki: keep photos with a second face")
     p.add_argument("--n", type=int, default=1500, help="toy: images per synthetic dataset")

@@ -115,6 +115,9 @@ def test_demo_prints_age_in_years_for_year_models(tmp_path):
                                   "--output", str(tmp_path / "o.jpg")]) == 0
     (face,) = [json.loads(line) for line in js.read_text().splitlines()]
     probs = np.array(list(face["age"]["probs"].values()))
-    assert face["age"]["label"] == f"{face['age']['years']:.0f} years"
+    lo, hi = face["age"]["range"]  # the central 50 % of the predicted distribution, shown as the label
+    cdf = np.cumsum(probs) / probs.sum()
+    assert face["age"]["label"] == f"{lo}-{hi} years" and cdf[lo] >= 0.25 > (cdf[lo - 1] if lo else 0)
+    assert cdf[hi] >= 0.75 > cdf[hi - 1]
     assert face["age"]["years"] == pytest.approx((probs * np.arange(101)).sum(), abs=0.05)  # expected value
     assert face["gender"]["label"] in ("female", "male")

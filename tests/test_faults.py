@@ -284,7 +284,6 @@ def test_a_class_without_training_rows_is_named(toy_root, tmp_path, capsys):
     frame.to_csv(tmp_path / "db" / "nodisgust_cleaned.csv", index=False)
     from utils.engine import class_counts, load_splits
     from utils.engine.config import RunConfig
-
     from utils.logs import setup_logging
 
     setup_logging()

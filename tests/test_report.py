@@ -17,10 +17,11 @@ def test_report_pools_seeds_and_renders_table_csv_and_plot(toy_root, tmp_path, c
     from utils.evaluate import main as evaluate_main
 
     joint_run = next((tmp_path / "runs" / "CONFUSION_EP_multitask").iterdir())
+    evaluated_dir = tmp_path / "eval"
     assert evaluate_main(["--run", str(joint_run), "--dataset", "toy_emotion", "--split", "all",
-                          "--data_dir", str(toy_root)]) == 0  # a cross-dataset row (here: every row)
+                          "--data_dir", str(toy_root), "--out", str(evaluated_dir)]) == 0  # a cross-dataset row
     out = tmp_path / "report"
-    assert report_main([str(tmp_path / "runs"), "--out", str(out)]) == 0
+    assert report_main([str(tmp_path / "runs"), str(evaluated_dir), "--out", str(out)]) == 0
     md = (out / "results.md").read_text().splitlines()
     stl = next(line for line in md if line.startswith("| STL (emotion)"))
     joint = next(line for line in md if line.startswith("| All-in-one"))
@@ -33,7 +34,7 @@ def test_report_pools_seeds_and_renders_table_csv_and_plot(toy_root, tmp_path, c
     joint_row = next(r for r in rows if r["method"] == "All-in-one" and "->" not in r["datasets"])
     assert abs(float(joint_row["pose_acc_mean"]) - joint_test["pose"]["acc"]) < 1e-9
     cross = next(r for r in rows if r["datasets"] == "toy_emotion+toy_pose -> toy_emotion (all)")
-    evaluated = json.loads((joint_run / "eval_toy_emotion_all" / "metrics.json").read_text())
+    evaluated = json.loads((evaluated_dir / "metrics.json").read_text())
     assert evaluated["rows"] == 120
     assert abs(float(cross["emotion_acc_mean"]) - evaluated["metrics"]["emotion"]["acc"]) < 1e-9
     assert (out / "curves.png").stat().st_size > 5000

@@ -195,6 +195,9 @@ def build_parser(script: str) -> argparse.ArgumentParser:
                         "mean accuracy, or the mean skill over tasks (0 at chance, 1 perfect: every task weighs "
                         "the same whatever its loss scale)")
     _bool(g, "is_augmentation", help="rotation +-10, shift 10%%, horizontal flip")
+    g.add_argument("--augment_zoom", type=float, default=RUN_DEFAULTS["augment_zoom"],
+                   help="with --is_augmentation: also a random scale change of +- this share (faces seen at "
+                        "other sizes and framings, as the demos see them)")
     _bool(g, "is_dropout", help="Dropout(0.5) after the shared layer and in each head")
     _bool(g, "is_bn", help="BatchNormalization in the shared layer and heads")
     g.add_argument("--weights_decay", type=float, default=RUN_DEFAULTS["weights_decay"],
@@ -339,6 +342,8 @@ def check_method_flags(a, given: set, spec: ScriptSpec, parser: argparse.Argumen
     from models.registry import head_kind
 
     problems = []
+    if a.augment_zoom and not a.is_augmentation:
+        problems.append(f"--augment_zoom={a.augment_zoom:g} acts only with --is_augmentation=True")
     conv = head_kind(a.model) != "dense"
     if a.is_bn and conv:
         problems.append(f"--is_bn=True: {a.model} has no dense layers to normalise (its trunk has BatchNorm)")

@@ -60,14 +60,16 @@ def prepare_image(img, size: int, channels: int):
     return img
 
 
-def augmenter(seed: int):
-    """Rotation +-10 degrees and shift +-10 % (the flip is ``flip_batch``: it must see the labels)."""
+def augmenter(seed: int, zoom: float = 0.0):
+    """Rotation +-10 degrees, shift +-10 % and, with ``zoom`` > 0, a scale change of +-``zoom`` (the flip is
+    ``flip_batch``: it must see the labels)."""
     import keras
 
-    return keras.Sequential([
-        keras.layers.RandomRotation(10 / 360, fill_mode="reflect", seed=seed),
-        keras.layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=seed + 1),
-    ], name="augmentation")
+    layers = [keras.layers.RandomRotation(10 / 360, fill_mode="reflect", seed=seed),
+              keras.layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=seed + 1)]
+    if zoom > 0:
+        layers.append(keras.layers.RandomZoom((-zoom, zoom), fill_mode="reflect", seed=seed + 2))
+    return keras.Sequential(layers, name="augmentation")
 
 
 def flip_batch(images, targets: dict, seed, flip_perms: dict):
@@ -209,7 +211,7 @@ def _decode_dataset(paths, batch_size: int, size: int, channels: int):
 
 
 def make_dataset(paths: np.ndarray, targets: dict, batch_size: int, size: int, channels: int,
-                 shuffle: bool = False, seed: int = 0, augment: bool = False, repeat_epoch: int = 0,
+                 shuffle: bool = False, seed: int = 0, augment: bool = False, repeat_epoch: int = 0, zoom: float = 0.0,
                  cache: ImageCache | None = None, shard: tuple | None = None, drop_remainder: bool = False,
                  flip_perms: dict | None = None):
     """A batched ``tf.data.Dataset`` of ``(images, {"<task>_prediction": rows})``.
@@ -233,7 +235,7 @@ def make_dataset(paths: np.ndarray, targets: dict, batch_size: int, size: int, c
         ds = ds.map(lambda p, y: (load_image(p, size, channels), y), num_parallel_calls=PARALLEL,
                     deterministic=True).batch(batch_size, drop_remainder)
     if augment:
-        aug = augmenter(seed + repeat_epoch)
+        aug = augmenter(seed + repeat_epoch, zoom)
         perms = {f"{t}_prediction": p for t, p in (flip_perms or {}).items()}
         coins = tf.data.Dataset.random(seed=seed * 7919 + repeat_epoch).batch(2)
         ds = tf.data.Dataset.zip(ds, coins).map(

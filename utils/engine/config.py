@@ -24,6 +24,7 @@ class RunConfig:
     batch_size: int = 32
     lr: float | None = None
     is_augmentation: bool = False
+    augment_zoom: float = 0.0  # with augmentation: random scale change of +- this share
     is_dropout: bool = False
     is_bn: bool = False
     weights_decay: float = 0.0
