@@ -21,7 +21,7 @@ def test_best_weights(run, net, probe, heads: dict, splits: list, per_dataset: b
     best = run.path / "best.keras"
     if best.exists():
         net.set_weights(load_model(best).get_weights())
-    probe.per_dataset = probe.estimate() if per_dataset and probe.bn else None
+    probe.use_own_statistics(per_dataset)
     test = probe.evaluate([sp.test for sp in splits], heads)
     names = {t: m.get("confusion_names", list(heads[t].names)) for t, m in test.items()}
     for t, m in test.items():

@@ -43,6 +43,11 @@ class Probe:
         self.bn.set(pooled(per))
         self.per_dataset = per if mode == "per_dataset" else None
 
+    def use_own_statistics(self, per_dataset: bool) -> None:
+        """For the final test: each dataset's statistics estimated afresh for the current weights, or the
+        model's own."""
+        self.per_dataset = self.estimate() if per_dataset and self.bn else None
+
     def statistics_for(self, table):
         """The BatchNorm statistics to normalise ``table`` with, or None for the model's own."""
         if self.per_dataset is None:
