@@ -45,6 +45,8 @@ def main(argv=None) -> int:
     p.add_argument("--min_face_score", type=float, default=1.0, help="imdb/wiki: minimum face_score")
     p.add_argument("--allow_second_face", action="store_true", help="imdb/wiki: keep photos with a second face")
     p.add_argument("--n", type=int, default=1500, help="toy: images per synthetic dataset")
+    p.add_argument("--folds", type=int, default=0,
+                   help="pointing04: a fold column with the persons in this many equal groups, in order")
     p.add_argument("--name", default=None,
                    help="emotion_folders: the name of the converted set (db/<name>_cleaned.csv)")
     p.add_argument("--class_map", default=None,
@@ -78,6 +80,10 @@ def main(argv=None) -> int:
                  "one_face": not a.allow_second_face} if a.dataset in ("imdb", "wiki") else {}
         if len(roots) > 1:
             extra["more_roots"] = roots[1:]
+        if a.folds:
+            if "folds" not in inspect.signature(module.convert).parameters:
+                raise DataError(f"--folds: the {a.dataset} converter has no person folds (pointing04 has)")
+            extra["folds"] = a.folds
         if a.dataset == "utk_parts" or CONVERTERS[a.dataset].endswith(".utk_parts"):
             extra.update(shift=a.shift, seed=a.seed)
         if getattr(module, "NAMED_OUTPUT", False):

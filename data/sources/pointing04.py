@@ -28,7 +28,10 @@ def read_box(path: Path):
     return cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
 
 
-def convert(root: Path, out: Path, margin=0.1, size=None, limit=None, align=False, detector="mtcnn", **_) -> tuple:
+def convert(root: Path, out: Path, margin=0.1, size=None, limit=None, align=False, detector="mtcnn", folds=0,
+            **_) -> tuple:
+    """``folds`` > 1: also a ``fold`` column, persons in order in ``folds`` equal groups (2: persons 01-05 fold
+    0, 06-10 fold 1), so that ``--fold k`` tests on a fixed half of the persons, whatever the seed."""
     report, rows = Report("pointing04"), []
     for f in sorted(root.rglob("*.jpg")):
         if limit and len(rows) >= limit:
@@ -57,4 +60,9 @@ def convert(root: Path, out: Path, margin=0.1, size=None, limit=None, align=Fals
         rel = save_crop(crop, out, f"crops/pointing04/{f.stem}.jpg", size)
         rows.append({"full_path": rel, "pose": yaw_to_pose(pan), "pan": pan, "tilt": tilt,
                      "subject": f"person{m.group(1)}", "series": int(m.group(2))})
+    if folds > 1:
+        persons = sorted({r["subject"] for r in rows})
+        fold_of = {p: i * folds // len(persons) for i, p in enumerate(persons)}
+        for r in rows:
+            r["fold"] = fold_of[r["subject"]]
     return write_csv(rows, out, "pointing04"), len(rows), report
