@@ -25,7 +25,7 @@ PHASES = {
     "fit": ("utils.engine.trainer.Trainer.train_one_epoch", 2),
     "batchnorm": ("utils.engine.probe.Probe.refresh", 2),
     "validation": ("utils.engine.probe.Probe.evaluate", 2),
-    "checkpoint": ("utils.engine.checkpoints.atomic_save_npz", 2),
+    "checkpoint": ("utils.run_dir.atomic_save_npz", 2),  # imported by save_checkpoint at each call
 }
 
 
