@@ -67,3 +67,28 @@ def test_evaluate_reproduces_the_keras_numbers_on_the_tflite_export(toy_root, tm
     assert out["tflite"]["acc"] == out["keras"]["acc"]
     saved = json.loads((run / "test_metrics.json").read_text())["test"]["emotion"]
     assert out["keras"]["acc"] == saved["acc"]  # the run's own test split, reproduced
+
+
+def test_test_time_flip_maps_the_mirror_images_yaw_bins_back(toy_root, tmp_path):
+    """``--flip`` averages each output with the mirror image's, the yaw bins of the mirror swapped back."""
+    import json
+
+    import keras
+
+    from models import ModelSpec, build_net
+    from utils.evaluate import predictions
+
+    keras.utils.set_random_seed(0)
+    net = build_net(ModelSpec("mini_xception", {"emotion": 7, "pose": 5}, input_size=32))
+    (tmp_path / "config.json").write_text(json.dumps({}))
+    plain, table, _ = predictions(net, {}, "toy_pose", "all", ["pose"], toy_root)
+    both, _, _ = predictions(net, {}, "toy_pose", "all", ["pose"], toy_root, flip=True)
+    mirrored = 2 * both["pose"] - plain["pose"]  # what the mirror images gave, after the swap
+    from utils.evaluation import predict
+    from utils.pipelines import ImageCache, image_dataset
+
+    cache = ImageCache(table.paths, 32, 1)  # the evaluator's decoding (uint8 after resizing)
+    raw = predict(net, image_dataset(table.paths, 64, 32, 1, cache).map(lambda x: x[:, :, ::-1, :]))
+    raw = raw["pose_prediction"]
+    np.testing.assert_allclose(mirrored, raw[:, [0, 2, 1, 4, 3]], atol=1e-5)  # +10..+60 <-> -60..-10, etc.
+    assert not np.allclose(mirrored, raw, atol=1e-3)
