@@ -208,3 +208,17 @@ def read_image(path: Path, report: Report):
     if img is None:
         report.skip("unreadable image", str(path))
     return img
+
+
+def add_class_folder(rows: list, folder: Path, label: int, split: str | None, name: str, out: Path, size,
+                     limit, report: Report, column: str = "emotion") -> None:
+    """Append a row per readable image of one class folder (``<split>_<folder>_<file>.png`` crops); stops
+    once ``rows`` holds ``limit`` rows. Shared by the converters of folder-per-class releases."""
+    for f in sorted(p for p in folder.iterdir() if p.is_file()):
+        if limit and len(rows) >= limit:
+            return
+        img = read_image(f, report)
+        if img is None:
+            continue
+        rel = save_crop(img, out, f"crops/{name}/{split or 'all'}_{folder.name}_{f.stem}.png", size)
+        rows.append({"full_path": rel, column: label, **({"split": split} if split else {})})

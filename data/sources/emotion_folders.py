@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from data.sources.common import Report, read_image, save_crop, write_csv
+from data.sources.common import Report, add_class_folder, write_csv
 from utils.datasets import SPLIT_ALIASES, DataError
 from utils.tasks import EMOTION7
 
@@ -55,12 +55,5 @@ def convert(root: Path, out: Path, size=None, limit=None, name: str = "", class_
                 report.skip(f"class folder '{class_dir.name}' maps to no emotion (dropped; --class_map to map it)",
                             f"{len(files)} images")
                 continue
-            for f in files:
-                if limit and len(rows) >= limit:
-                    break
-                img = read_image(f, report)
-                if img is None:
-                    continue
-                rel = save_crop(img, out, f"crops/{name}/{split or 'all'}_{class_dir.name}_{f.stem}.png", size)
-                rows.append({"full_path": rel, "emotion": emotion, **({"split": split} if split else {})})
+            add_class_folder(rows, class_dir, emotion, split, name, out, size, limit, report)
     return write_csv(rows, out, name), len(rows), report

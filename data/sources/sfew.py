@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from data.sources.common import Report, read_image, save_crop, write_csv
+from data.sources.common import Report, add_class_folder, write_csv
 from utils.tasks import EMOTION7
 
 CLASSES = {n: i for i, n in enumerate(EMOTION7)}
@@ -23,12 +23,5 @@ def convert(root: Path, out: Path, size=None, limit=None, **_) -> tuple:
                 if label is None:
                     report.skip("unknown class folder", str(class_dir))
                     continue
-                for f in sorted(class_dir.iterdir()):
-                    if limit and len(rows) >= limit:
-                        break
-                    img = read_image(f, report)
-                    if img is None:
-                        continue
-                    rel = save_crop(img, out, f"crops/sfew/{split}_{class_dir.name}_{f.stem}.png", size)
-                    rows.append({"full_path": rel, "emotion": label, "split": split})
+                add_class_folder(rows, class_dir, label, split, "sfew", out, size, limit, report)
     return write_csv(rows, out, "sfew"), len(rows), report
