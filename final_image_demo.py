@@ -19,7 +19,6 @@ os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 import utils  # noqa: E402,F401  (TensorFlow environment switches, for the --run path)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-DETECTORS = ("blazeface", "mtcnn", "dlib", "haar")
 
 
 def natural_key(path: Path):
@@ -45,22 +44,18 @@ def inputs(image: str | None) -> list:
 
 
 def parser() -> argparse.ArgumentParser:
+    from utils.demo import add_model_flags
+
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--image", default=None, help="image file or folder (none: the built-in sample photograph)")
-    p.add_argument("--run", default=None, help="run folder (its best.keras), or 'latest' for the newest run")
-    p.add_argument("--weights", default=None, help=".tflite (with its config.json), .keras, or a released "
-                   "mini-Xception .hdf5 (none: the shipped model)")
-    p.add_argument("--runs_dir", default="runs", help="where --run latest looks")
+    add_model_flags(p)
     p.add_argument("--output", default=None,
                    help="annotated image, or a folder for a folder of images (none: demo_output/)")
     p.add_argument("--json", default=None,
                    help="one JSON record per face (JSON Lines) to this file (a folder run writes "
                         "<output folder>/faces.jsonl when not given)")
-    p.add_argument("--detector", default="blazeface", choices=DETECTORS, help="face detector")
-    p.add_argument("--min_face", type=int, default=40, help="smallest face side (pixels) to look for")
     p.add_argument("--tasks", nargs="*", default=None, help="subset of the model's tasks to show (none: all)")
-    p.add_argument("--margin", type=float, default=0.15, help="border around boxes of faces without landmarks")
     p.add_argument("--max_inline", type=int, default=8,
                    help="more faces than this get numbered boxes and a legend beside the picture")
     return p

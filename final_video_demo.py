@@ -19,30 +19,24 @@ from pathlib import Path
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # no camera-probing warnings on the console
 import utils  # noqa: E402,F401  (TensorFlow environment switches, for the --run path)
 
-DETECTORS = ("blazeface", "mtcnn", "dlib", "haar")
-
 
 def parser() -> argparse.ArgumentParser:
+    from utils.demo import add_model_flags
+
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     src = p.add_mutually_exclusive_group()
     src.add_argument("--video", default=None, help="input video file")
     src.add_argument("--camera", type=int, default=None, help="camera index (none: camera 0, or a built-in clip)")
-    p.add_argument("--run", default=None, help="run folder (its best.keras), or 'latest' for the newest run")
-    p.add_argument("--weights", default=None, help=".tflite (with its config.json), .keras, or a released "
-                   "mini-Xception .hdf5 (none: the shipped model)")
-    p.add_argument("--runs_dir", default="runs", help="where --run latest looks")
+    add_model_flags(p)
     p.add_argument("--output", default=None,
                    help="annotated video, or 'none' for no video (none given: demo_output/<name>_annotated.mp4)")
     p.add_argument("--table", default=None, help="one row per face per frame to this .csv or .jsonl file")
     p.add_argument("--display", action="store_true", help="show a live window (q quits)")
-    p.add_argument("--detector", default="blazeface", choices=DETECTORS, help="face detector")
-    p.add_argument("--min_face", type=int, default=40, help="smallest face side (pixels) to look for")
     p.add_argument("--smooth", default="mode", choices=("mode", "mean", "none"),
                    help="per-track smoothing of the labels over --window frames")
     p.add_argument("--window", type=int, default=10, help="frames in each track's smoothing window")
     p.add_argument("--max_frames", type=int, default=None, help="stop after this many frames (none: all)")
-    p.add_argument("--margin", type=float, default=0.15, help="border around boxes of faces without landmarks")
     p.add_argument("--progress", default="auto", choices=("auto", "on", "off"),
                    help="progress bar with rate and time left (auto: when stderr is a terminal)")
     return p

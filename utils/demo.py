@@ -31,6 +31,21 @@ class DemoError(Exception):
     """A problem with the demo's input (file, camera, weights); one line for the user."""
 
 
+# ------------------------------------------------------------------------------------ flags
+DETECTOR_NAMES = ("blazeface", "mtcnn", "dlib", "haar")
+
+
+def add_model_flags(p) -> None:
+    """The flags both demos share: which model, which detector, how faces are cropped."""
+    p.add_argument("--run", default=None, help="run folder (its best.keras), or 'latest' for the newest run")
+    p.add_argument("--weights", default=None, help=".tflite (with its config.json), .keras, or a released "
+                   "mini-Xception .hdf5 (none: the shipped model)")
+    p.add_argument("--runs_dir", default="runs", help="where --run latest looks")
+    p.add_argument("--detector", default="blazeface", choices=DETECTOR_NAMES, help="face detector")
+    p.add_argument("--min_face", type=int, default=40, help="smallest face side (pixels) to look for")
+    p.add_argument("--margin", type=float, default=0.15, help="border around boxes of faces without landmarks")
+
+
 # ------------------------------------------------------------------------------------ images
 def read_image(path: str) -> np.ndarray:
     """RGB uint8 from any file OpenCV reads, with EXIF rotation applied, alpha dropped, grey expanded."""
