@@ -564,6 +564,20 @@ def main(script: str, argv: list | None = None) -> int:
             print(f"stopped by {why}; the last finished epoch is saved: continue with "
                   f"python {script}.py --resume {run}", file=sys.stderr)
         return 143 if why == "SIGTERM" else 130
+    except Exception as exc:  # noqa: BLE001 - only a multi-worker run's lost peer is turned into one line
+        import tensorflow as tf
+
+        if cfg.distribute != "multiworker" or not isinstance(exc, tf.errors.OpError):
+            raise
+        import re
+
+        detail = re.sub(r"\{\{[^}]*\}\}\s*", "", str(exc)).strip().splitlines()[0][:120] if str(exc).strip() else ""
+        run = state.get("run")
+        saved = (f"the last finished epoch is saved: start every worker again with --resume {run}"
+                 if run and (Path(run) / "state.json").exists() else "no epoch had finished")
+        print(f"error: the multi-worker run lost a worker or its connection ({type(exc).__name__}: {detail}); "
+              f"{saved}", file=sys.stderr)
+        return 1
     finally:
         signal.signal(signal.SIGTERM, previous)
     return 0
