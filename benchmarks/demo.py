@@ -8,6 +8,8 @@ alternating order within each round:
 
 * ``ours-blazeface``: the demos' default, BlazeFace with keypoint alignment, the shipped model's
   TFLite export (emotion, pose, gender, age) in one batched call per frame, through LiteRT;
+* ``ours-refined``: the same with ``blazeface_refine`` (each face's keypoints read again at three
+  canonical scales and averaged);
 * ``fer``: ``fer.FER(mtcnn=False).detect_emotions`` (Haar cascade, scale 1.1, 5 neighbours, faces >= 50
   px; emotion only, TFLite);
 * ``ours-haar``: the same cascade settings as ``fer``, box crop, the four heads;
@@ -106,10 +108,12 @@ def main(argv=None) -> int:
         return 1
     fer = FER(mtcnn=False, min_face_size=50)
     blaze, haar, mtcnn = make_detector("blazeface", 50), make_detector("haar", 50), make_detector("mtcnn", 50)
+    refined = make_detector("blazeface_refine", 50)
     if a.recall:
         recall(Path(a.shared) / "expw_sample", a.recall, {"blazeface": blaze, "mtcnn": mtcnn, "haar": haar})
     arms = {
         "ours-blazeface": lambda f: len(face_records(predictor, f, detect(blaze, f))),
+        "ours-refined": lambda f: len(face_records(predictor, f, detect(refined, f))),
         "fer": lambda f: len(fer.detect_emotions(f[:, :, ::-1].copy())),
         "ours-haar": lambda f: len(face_records(predictor, f, detect(haar, f))),
         "ours-mtcnn": lambda f: len(face_records(predictor, f, detect(mtcnn, f))),

@@ -129,28 +129,64 @@ class HaarDetector:
 
 class BlazeFaceDetector:
     """BlazeFace (``utils/blazeface.py``): full-range model, faces from about 20 px in a letterboxed copy
-    of the image; landmarks: eyes (left and right as they appear in the image), nose tip, mouth centre."""
+    of the image; landmarks: eyes (left and right as they appear in the image), nose tip, mouth centre.
 
-    def __init__(self, min_face: int = 40, model: str = "full", min_score: float = 0.5, **_):
+    ``refine``: the keypoints are read again on a copy of each face at one canonical scale (its box
+    x 2.5 resized to the model's input), at 2.0, 2.5 and 3.0 times its box, and averaged: BlazeFace's
+    keypoints move with the face's size in the photo, and the model's answers move with them
+    (``benchmarks/consistency.py``); the refinement costs three more model calls per face.
+    """
+
+    SCALES = (2.0, 2.5, 3.0)  # refinement: copies of the face at these multiples of its box
+
+    def __init__(self, min_face: int = 40, model: str = "full", min_score: float = 0.5, refine: bool = False,
+                 refine_model: str = "short", **_):
         from utils.blazeface import BlazeFace, BlazeFaceError
 
         try:
             self.net = BlazeFace(model, min_score)
+            self.second = BlazeFace(refine_model, 0.3) if refine else None
         except BlazeFaceError as exc:
             raise FaceError(str(exc)) from None
         self.min_face = int(min_face)
+
+    @staticmethod
+    def _points(kps: np.ndarray) -> np.ndarray:
+        eyes = kps[:2][np.argsort(kps[:2, 0])]
+        return np.vstack([eyes, kps[2:4]]).astype(np.float32)
+
+    def _refined(self, rgb: np.ndarray, box, kps: np.ndarray) -> np.ndarray:
+        x, y, w, h = box
+        side, readings = self.second.side, []
+        for scale in self.SCALES:
+            s = side / (max(w, h) * scale)
+            m = np.array([[s, 0, side / 2 - (x + w / 2) * s], [0, s, side / 2 - (y + h / 2) * s]], np.float32)
+            crop = cv2.warpAffine(rgb, m, (side, side), flags=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR,
+                                  borderMode=cv2.BORDER_REPLICATE)
+            found = self.second(crop)
+            if found:  # the detection nearest the centre of the copy
+                _, _, k = min(found, key=lambda d: (d[0][0] + d[0][2] / 2 - side / 2) ** 2
+                              + (d[0][1] + d[0][3] / 2 - side / 2) ** 2)
+                readings.append(np.c_[k, np.ones(len(k))] @ cv2.invertAffineTransform(m).T)
+        return np.mean(readings, axis=0) if readings else kps
 
     def __call__(self, rgb: np.ndarray) -> list:
         rows = []
         for box, score, kps in self.net(rgb):
             if max(box[2], box[3]) < self.min_face * 0.6:  # BlazeFace boxes are tight (brow to chin)
                 continue
-            eyes = kps[:2][np.argsort(kps[:2, 0])]
-            rows.append((box, score, np.vstack([eyes, kps[2:4]]).astype(np.float32)))
+            if self.second is not None:
+                kps = self._refined(rgb, box, kps)
+            rows.append((box, score, self._points(kps)))
         return _clip(rows, rgb.shape)
 
 
-DETECTORS = {"blazeface": BlazeFaceDetector, "mtcnn": MtcnnDetector, "dlib": DlibDetector, "haar": HaarDetector}
+def _refined_blazeface(min_face: int = 40, **kw):
+    return BlazeFaceDetector(min_face, refine=True, **kw)
+
+
+DETECTORS = {"blazeface": BlazeFaceDetector, "blazeface_refine": _refined_blazeface, "mtcnn": MtcnnDetector,
+             "dlib": DlibDetector, "haar": HaarDetector}
 
 
 def make_detector(kind: str = "mtcnn", min_face: int = 40):
