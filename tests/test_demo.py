@@ -287,3 +287,27 @@ def test_labels_stay_with_their_faces_and_many_faces_get_a_legend():
     picture = draw(np.zeros((330, 330, 3), np.uint8), crowd)
     assert picture.shape[1] > 330  # numbered boxes and a legend beside the picture
     assert reading_order([c["box"] for c in crowd]) == list(range(25))
+
+
+def test_blazeface_anchors_and_suppression_follow_mediapipe():
+    from utils.blazeface import MODELS, anchors, weighted_nms
+
+    short, full = anchors(128, MODELS["short"][2], 2), anchors(192, MODELS["full"][2], 1)
+    assert short.shape == (896, 2) and full.shape == (2304, 2)  # 16x16x2 + 8x8x6; 48x48x1
+    np.testing.assert_allclose(short[:2], [[1 / 32, 1 / 32]] * 2)  # the first cell's two anchors
+    np.testing.assert_allclose(short[512], [1 / 16, 1 / 16])  # the 8 x 8 grid starts after 512
+    boxes = np.array([[0.1, 0.1, 0.3, 0.3], [0.12, 0.1, 0.32, 0.3], [0.6, 0.6, 0.8, 0.8]])
+    kps = np.zeros((3, 6, 2))
+    kept = weighted_nms(boxes, np.array([0.9, 0.6, 0.8]), kps)
+    assert len(kept) == 2 and kept[0][1] == 0.9
+    np.testing.assert_allclose(kept[0][0], (0.9 * boxes[0] + 0.6 * boxes[1]) / 1.5)  # score-weighted mean
+
+
+def test_refined_keypoints_land_on_the_astronauts_eyes():
+    rgb = sample_photo()
+    (plain,) = detect(make_detector("blazeface"), rgb)
+    (refined,) = detect(make_detector("blazeface_refine"), rgb)
+    (mtcnn,) = detect(make_detector("mtcnn"), rgb)
+    for face in (plain, refined):
+        assert face.landmark_names == ("left_eye", "right_eye", "nose", "mouth")
+        assert np.abs(face.landmarks[:2] - mtcnn.landmarks[:2]).max() < 8  # within 8 px of MTCNN's eyes
