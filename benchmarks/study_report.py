@@ -77,6 +77,12 @@ def sd(x) -> float:
     return float(np.std(x, ddof=1)) if len(x) > 1 else float("nan")
 
 
+def mean_sd(values, digits: int, sign: bool = False) -> str:
+    """``mean ± sd`` (sample sd); the mean alone for one value."""
+    m = f"{np.mean(values):{'+' if sign else ''}.{digits}f}"
+    return m if len(values) < 2 else f"{m} ± {sd(values):.{digits}f}"
+
+
 def holm(pvalues: dict) -> dict:
     """Holm-Bonferroni adjusted p-values."""
     order = sorted(pvalues, key=pvalues.get)
@@ -90,7 +96,8 @@ def holm(pvalues: dict) -> dict:
 def results_table(runs: dict) -> list:
     """Markdown rows: per method, each task's metric (and accuracy beside race's balanced accuracy) and Delta_m."""
     ref = stl_reference(runs)
-    lines = ["| method | seeds | age MAE (years) | gender acc | race balanced acc (acc) | Delta_m vs STL (%) |",
+    lines = ["| method | seeds | age MAE (years) | gender acc | race balanced acc (acc) | Delta_m vs STL (%) "
+             "[95 % bootstrap] |",
              "|---|---:|---:|---:|---:|---:|"]
     order = ["stl", "all_in_one", "naive_alternation", "dml_lwf", "mtl_sa_hard", "mtl_sa_soft", "pseudo_label",
              "lel_ltn", "dcn_ap", "rlw"]
@@ -99,22 +106,18 @@ def results_table(runs: dict) -> list:
         seeds = sorted(runs[m])
         if m == "stl":
             per = {t: [value(runs[m][s]["test"], t) for s in seeds if t in runs[m][s]["test"]] for t in METRICS}
-            cells = [f"{np.mean(v):.2f} ± {sd(v):.2f}" if t == "age" else f"{np.mean(v):.3f} ± {sd(v):.3f}"
-                     for t, v in per.items()]
+            cells = [mean_sd(v, 2 if t == "age" else 3) for t, v in per.items()]
             acc = [runs[m][s]["test"]["race"]["acc"] for s in seeds if "race" in runs[m][s]["test"]]
             cells[2] += f" ({np.mean(acc):.3f})"
             lines.append(f"| {label(m)} | {len(seeds)} | " + " | ".join(cells) + " | 0 (reference) |")
             continue
         tests = [runs[m][s]["test"] for s in seeds if all(t in runs[m][s]["test"] for t in METRICS)]
-        cells = []
-        for t in METRICS:
-            v = [value(x, t) for x in tests]
-            cells.append(f"{np.mean(v):.2f} ± {sd(v):.2f}" if t == "age" else f"{np.mean(v):.3f} ± {sd(v):.3f}")
+        cells = [mean_sd([value(x, t) for x in tests], 2 if t == "age" else 3) for t in METRICS]
         cells[2] += f" ({np.mean([x['race']['acc'] for x in tests]):.3f})"
         dm = np.array([delta_m(x, ref) for x in tests])
         lo, hi = bootstrap(dm)
-        lines.append(f"| {label(m)} | {len(tests)} | " + " | ".join(cells)
-                     + f" | {dm.mean():+.2f} ± {sd(dm):.2f} [{lo:+.2f}, {hi:+.2f}] |")
+        interval = f" [{lo:+.2f}, {hi:+.2f}]" if len(dm) > 1 else ""
+        lines.append(f"| {label(m)} | {len(tests)} | " + " | ".join(cells) + f" | {mean_sd(dm, 2, sign=True)}{interval} |")
     return lines
 
 
@@ -169,8 +172,8 @@ def gate_lines(runs: dict) -> list:
                     on = frame.index[frame[col] == 1]
                     firsts[t].append(int(frame.loc[on[0], "epoch"]) if len(on) else None)
         if firsts:
-            out.append(f"{label(m)}: teacher gate first open at epoch " + "; ".join(
-                f"{t} {', '.join('never' if e is None else str(e) for e in v)}" for t, v in firsts.items()) + ".")
+            out.append(f"{label(m)}: the teacher's gate opened after epoch (per seed) " + "; ".join(
+                f"{t}: {', '.join('never' if e is None else str(e) for e in v)}" for t, v in firsts.items()) + ".")
     return out
 
 
