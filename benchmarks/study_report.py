@@ -117,7 +117,8 @@ def results_table(runs: dict) -> list:
         dm = np.array([delta_m(x, ref) for x in tests])
         lo, hi = bootstrap(dm)
         interval = f" [{lo:+.2f}, {hi:+.2f}]" if len(dm) > 1 else ""
-        lines.append(f"| {label(m)} | {len(tests)} | " + " | ".join(cells) + f" | {mean_sd(dm, 2, sign=True)}{interval} |")
+        delta = mean_sd(dm, 2, sign=True)
+        lines.append(f"| {label(m)} | {len(tests)} | " + " | ".join(cells) + f" | {delta}{interval} |")
     return lines
 
 
