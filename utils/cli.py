@@ -116,6 +116,15 @@ def build_parser(script: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=f"{script}.py", description=spec.help,
                                 usage="%(prog)s [--flag=value ...] (--help lists the flags)",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_data_flags(p, spec)
+    add_training_flags(p, spec)
+    if spec.mode != "stl":
+        add_multitask_flags(p, spec)
+    return p
+
+
+def add_data_flags(p: argparse.ArgumentParser, spec: ScriptSpec) -> None:
+    """Datasets, splits and how labels and images are read."""
     g = p.add_argument_group("data")
     if spec.mode == "stl":
         g.add_argument("--dataset", default="imdb", help="dataset name (data/db/<name>_cleaned.csv) or a .csv path")
@@ -165,6 +174,10 @@ def build_parser(script: str) -> argparse.ArgumentParser:
                         "decoder, as training reads them; cached runs decode every image before epoch 1 anyway)")
     _bool(g, "skip_bad_images", help="drop rows whose image TensorFlow cannot decode (counted) instead of stopping")
 
+
+
+def add_training_flags(p: argparse.ArgumentParser, spec: ScriptSpec) -> None:
+    """Backbone, budget, optimiser, augmentation, distribution and the run folder."""
     g = p.add_argument_group("model and training")
     g.add_argument("--model", default=spec.defaults.get("model", RUN_DEFAULTS["model"]),
                    choices=tuple(BACKBONES), help="backbone (models/registry.py)")
@@ -221,53 +234,55 @@ def build_parser(script: str) -> argparse.ArgumentParser:
                    help="runs are written to OUTPUT_DIR/<script>/<run_name>/")
     g.add_argument("--run_name", default=RUN_DEFAULTS["run_name"])
 
-    if spec.mode != "stl":
-        g = p.add_argument_group("multi-task: loss weights and missing-task strategy")
-        for slot in (*spec.slots, *spec.optional_slots):
-            for t in DATASET_SLOTS[slot]:
-                flag = LOSS_WEIGHT_FLAGS[t]
-                if not any(a.dest == flag for a in p._actions):
-                    g.add_argument(f"--{flag}", type=float, default=spec.defaults.get(flag, 1.0),
-                                   help=f"loss weight of {t}")
-        g.add_argument("--weighting", default=RUN_DEFAULTS["weighting"], choices=tuple(WEIGHTINGS),
-                       help="loss-weighting strategy (utils/weighting.py): fixed = the *_loss_weights flags")
-        g.add_argument("--weighting_lr", type=float, default=RUN_DEFAULTS["weighting_lr"],
-                       help="step size of the strategy's own parameters (uncertainty, GradNorm, FAMO)")
-        _bool(g, "is_naive", help="no targets for the missing task (All-in-one / naive alternation)")
-        _bool(g, "is_distilled", help="missing task = distilled soft labels softmax(z/T) (DML-LWF, Distilling)")
-        _bool(g, "is_pesudo", help="missing task = selected pseudo labels (MTL-SA)")
-        _bool(g, "is_MRF", help="with --is_pesudo: DCN-AP, labels propagated from the labelled dataset over a "
-                                "kNN graph of both datasets, then refined with an MRF (mean field)")
-        _bool(g, "is_LTN", help="with --is_pesudo: LEL-LTN, a label embedding layer and a label transfer network "
-                                "in the model; the network's transferred labels are the pseudo labels")
-        g.add_argument("--missing", default=None, choices=tuple(MISSING_TASKS),
-                       help="missing-task strategy by name (utils/missing/; instead of the is_* flags above)")
-        for f in strategy_flags():
-            default = spec.defaults.get(f.name, f.default if f.default is not None
-                                        else PSEUDO_DEFAULTS[f.field or f.name])
-            if f.type is bool:
-                _bool(g, f.name, default=default, help=f.help)
-            else:
-                g.add_argument(f"--{f.name}", type=f.type, default=default, help=f.help)
-        _bool(g, "plot_pseudo", help="write pseudo-label weight histograms and t-SNE plots to RUN/pseudo/")
-        g.add_argument("--warmup_epochs", type=int, default=RUN_DEFAULTS["warmup_epochs"],
-                       help="joint zero-fill epochs before pseudo labels / alternation start (0 = reference EP)")
-        g.add_argument("--teacher_margin", type=float, default=RUN_DEFAULTS["teacher_margin"],
-                       help="a task's pseudo / distilled labels start once the teacher's validation balanced "
-                            "accuracy is this far above chance (negative: from the first epoch)")
-        g = p.add_argument_group("manifold regularisers (SFSMR / SLRM)")
-        _bool(g, "is_lnorm", help="SFSMR: l2,1 norm of the stacked task-head weight matrices (joint feature "
-                                  "selection)")
-        _bool(g, "is_trace_norm", help="SLRM: trace norm of the stacked task-head weight matrices (low rank)")
-        _bool(g, "is_nuclear_norm", help="sum of the per-task nuclear norms of the head weight matrices")
-        _bool(g, "is_manifold", default=spec.manifold, help="graph-Laplacian smoothness of predictions")
-        g.add_argument("--manifold_weights", type=float, default=0.01,
-                       help="weight of the Laplacian term")
-        g.add_argument("--norm_weights", type=float, default=0.3,
-                       help="weight of each enabled norm, as its share of the loss at initialisation (each "
-                            "norm is divided by its initial value; models/regularizers.py)")
-        g.add_argument("--manifold_sigma", type=float, default=0.5, help="RBF width on L2-normalised features")
-    return p
+
+
+def add_multitask_flags(p: argparse.ArgumentParser, spec: ScriptSpec) -> None:
+    """Loss weights, weighting and missing-task strategies, the teacher, and the manifold regularisers."""
+    g = p.add_argument_group("multi-task: loss weights and missing-task strategy")
+    for slot in (*spec.slots, *spec.optional_slots):
+        for t in DATASET_SLOTS[slot]:
+            flag = LOSS_WEIGHT_FLAGS[t]
+            if not any(a.dest == flag for a in p._actions):
+                g.add_argument(f"--{flag}", type=float, default=spec.defaults.get(flag, 1.0),
+                               help=f"loss weight of {t}")
+    g.add_argument("--weighting", default=RUN_DEFAULTS["weighting"], choices=tuple(WEIGHTINGS),
+                   help="loss-weighting strategy (utils/weighting.py): fixed = the *_loss_weights flags")
+    g.add_argument("--weighting_lr", type=float, default=RUN_DEFAULTS["weighting_lr"],
+                   help="step size of the strategy's own parameters (uncertainty, GradNorm, FAMO)")
+    _bool(g, "is_naive", help="no targets for the missing task (All-in-one / naive alternation)")
+    _bool(g, "is_distilled", help="missing task = distilled soft labels softmax(z/T) (DML-LWF, Distilling)")
+    _bool(g, "is_pesudo", help="missing task = selected pseudo labels (MTL-SA)")
+    _bool(g, "is_MRF", help="with --is_pesudo: DCN-AP, labels propagated from the labelled dataset over a "
+                            "kNN graph of both datasets, then refined with an MRF (mean field)")
+    _bool(g, "is_LTN", help="with --is_pesudo: LEL-LTN, a label embedding layer and a label transfer network "
+                            "in the model; the network's transferred labels are the pseudo labels")
+    g.add_argument("--missing", default=None, choices=tuple(MISSING_TASKS),
+                   help="missing-task strategy by name (utils/missing/; instead of the is_* flags above)")
+    for f in strategy_flags():
+        default = spec.defaults.get(f.name, f.default if f.default is not None
+                                    else PSEUDO_DEFAULTS[f.field or f.name])
+        if f.type is bool:
+            _bool(g, f.name, default=default, help=f.help)
+        else:
+            g.add_argument(f"--{f.name}", type=f.type, default=default, help=f.help)
+    _bool(g, "plot_pseudo", help="write pseudo-label weight histograms and t-SNE plots to RUN/pseudo/")
+    g.add_argument("--warmup_epochs", type=int, default=RUN_DEFAULTS["warmup_epochs"],
+                   help="joint zero-fill epochs before pseudo labels / alternation start (0 = reference EP)")
+    g.add_argument("--teacher_margin", type=float, default=RUN_DEFAULTS["teacher_margin"],
+                   help="a task's pseudo / distilled labels start once the teacher's validation balanced "
+                        "accuracy is this far above chance (negative: from the first epoch)")
+    g = p.add_argument_group("manifold regularisers (SFSMR / SLRM)")
+    _bool(g, "is_lnorm", help="SFSMR: l2,1 norm of the stacked task-head weight matrices (joint feature "
+                              "selection)")
+    _bool(g, "is_trace_norm", help="SLRM: trace norm of the stacked task-head weight matrices (low rank)")
+    _bool(g, "is_nuclear_norm", help="sum of the per-task nuclear norms of the head weight matrices")
+    _bool(g, "is_manifold", default=spec.manifold, help="graph-Laplacian smoothness of predictions")
+    g.add_argument("--manifold_weights", type=float, default=0.01,
+                   help="weight of the Laplacian term")
+    g.add_argument("--norm_weights", type=float, default=0.3,
+                   help="weight of each enabled norm, as its share of the loss at initialisation (each "
+                        "norm is divided by its initial value; models/regularizers.py)")
+    g.add_argument("--manifold_sigma", type=float, default=0.5, help="RBF width on L2-normalised features")
 
 
 _FLAG_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
