@@ -125,3 +125,21 @@ def test_alternating_run_estimates_each_datasets_statistics(mode, toy_root, tmp_
     metrics, _ = evaluate(net, config, "toy_pose", "test", data_dir=toy_root)
     saved = json.loads((t.run.path / "test_metrics.json").read_text())["test"]["pose"]
     assert metrics["pose"]["acc"] == saved["acc"]
+    # the run fingerprints its parts; a part rebuilt from other images (another conversion) is named
+    import logging
+
+    from utils.datasets import parts_digest
+
+    assert config["split_digest"]["toy_pose"]["test"] == parts_digest(t.splits[1].test.paths)
+    seen = []
+    handler = logging.Handler()
+    handler.emit = seen.append
+    logging.getLogger("utils.evaluate").addHandler(handler)
+    try:
+        evaluate(net, config, "toy_pose", "test", data_dir=toy_root)
+        assert not seen
+        config["split_digest"]["toy_pose"]["test"] = parts_digest(t.splits[1].valid.paths)
+        evaluate(net, config, "toy_pose", "test", data_dir=toy_root)
+    finally:
+        logging.getLogger("utils.evaluate").removeHandler(handler)
+    assert len(seen) == 1 and "not the one the run recorded" in seen[0].getMessage()

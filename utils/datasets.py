@@ -261,6 +261,15 @@ def load_table(name: str, data_dir=None, tasks=None, image_check: str = "header"
                  *(groups[::-1] if groups else (None, None)), oracle_vocab, source_rows)
 
 
+def parts_digest(paths) -> str:
+    """A short fingerprint of a part's images (their file names, order-free): a run records one per part
+    so that an evaluation can tell when a re-conversion rebuilt different parts from the same seed."""
+    import hashlib
+
+    names = sorted(os.path.basename(str(p)) for p in paths)
+    return hashlib.sha1("\n".join(names).encode()).hexdigest()[:12]
+
+
 def split_indices(table: Table, n_splits: int = 5, fold: int = 0, seed: int = 1,
                   val_fraction: float = 0.1) -> dict:
     """Train / valid / test row indices.

@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import utils  # noqa: E402,F401  (TensorFlow switches)
-from utils.datasets import DataError  # noqa: E402
+from utils.datasets import DataError, parts_digest  # noqa: E402
+
+log = logging.getLogger("utils.evaluate")  # also when run as a script
 
 
 def load_model_and_config(run: str | None, model: str | None):
@@ -137,6 +140,11 @@ def predictions(net, config: dict, dataset: str, split: str = "test", tasks=None
         train = limited(table.subset(parts["train"]), config.get("train_limit"), seed)
         if split != "all":
             table = train if split == "train" else table.subset(parts[split])
+            recorded = config.get("split_digest", {}).get(table.name, {}).get(split)
+            if recorded and recorded != parts_digest(table.paths):
+                log.warning("%s: the %s part rebuilt from %s is not the one the run recorded (its images "
+                            "differ: a different conversion); the numbers may include the run's training "
+                            "faces", table.name, split, table.csv_path)
     elif split != "all" and table.split is not None and set(table.split) != {split}:
         rows = np.flatnonzero(table.split == split)
         if not len(rows):
@@ -202,6 +210,9 @@ def main(argv=None) -> int:
                    help="output folder (default: <data root>/eval/<model>_<dataset>_<split>, beside the data)")
     a = p.parse_args(argv)
     from models import import_tensorflow_quietly
+    from utils.logs import setup_logging
+
+    setup_logging()
 
     import_tensorflow_quietly()  # the data pipeline needs it; its start-up lines stay off the console
     try:

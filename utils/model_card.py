@@ -51,7 +51,9 @@ def main(argv=None) -> int:
     p.add_argument("--write_temperatures", action="store_true", help="store the fitted temperatures in config.json")
     a = p.parse_args(argv)
     from models import import_tensorflow_quietly
+    from utils.logs import setup_logging
 
+    setup_logging()
     import_tensorflow_quietly()
     from utils.calibration import ece, fit_temperature, scaled
     from utils.evaluate import load_model_and_config, predictions

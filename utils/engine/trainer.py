@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from utils.datasets import default_data_dir
+from utils.datasets import default_data_dir, parts_digest
 from utils.engine.checkpoints import check_finite, restore_checkpoint, save_checkpoint
 from utils.engine.config import RunConfig
 from utils.engine.data import build_cache, class_counts, load_splits, mae_of_train_mean
@@ -134,6 +134,8 @@ class Trainer:
             "model_spec": dataclasses.asdict(self.spec),
             "split_sizes": {n: {s: len(getattr(sp, s)) for s in ("train", "valid", "test")}
                             for (n, _), sp in zip(cfg.datasets, self.splits)},
+            "split_digest": {n: {s: parts_digest(getattr(sp, s).paths) for s in ("train", "valid", "test")}
+                             for (n, _), sp in zip(cfg.datasets, self.splits)},
             "split_protocol": {n: sp.protocol for (n, _), sp in zip(cfg.datasets, self.splits) if sp.protocol},
             "started": stamp})
 
