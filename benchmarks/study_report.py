@@ -179,44 +179,65 @@ def gate_lines(runs: dict) -> list:
 
 
 def pseudo_accuracy_plot(runs: dict, path: Path, methods=("mtl_sa_hard", "dml_lwf", "pseudo_label")) -> list:
-    """Pseudo-label quality against the hidden labels per epoch (mean over seeds): gender and race accuracy of
-    all / selected / rejected pseudo labels, age MAE; returns markdown rows of the last epoch."""
+    """Pseudo-label quality against the hidden labels, per task and per part the labels are made on (one
+    panel each: the parts differ in race mix, so their curves differ), by round, mean over seeds: gender
+    and race accuracy of all / selected / rejected pseudo labels, age MAE; returns markdown rows of the last
+    round."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [("gender", "acc", "gender: pseudo-label accuracy"), ("race", "acc", "race: pseudo-label accuracy"),
-              ("age", "mae", "age: pseudo-age error (years)")]
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    tasks = [("gender", "acc", "accuracy"), ("race", "acc", "accuracy"), ("age", "mae", "error (years)")]
     styles = {"all": "-", "selected": "--", "rejected": ":"}
     colours = dict(zip(methods, ("tab:red", "tab:blue", "tab:green")))
+    frames_of = {m: [rec["metrics"][0] for rec in runs.get(m, {}).values()] for m in methods}
+    parts = {}  # task -> the parts (phases) on which its pseudo labels are made
+    for task, kind, _ in tasks:
+        col = f"pseudo_{task}_oracle_{kind}_all"
+        parts[task] = sorted({ph for fs in frames_of.values() for f in fs if col in f
+                              for ph in f.loc[f[col].notna(), "phase"]})
+    n_rows = max((len(v) for v in parts.values()), default=0)
+    if not n_rows:
+        return []
+    fig, axes = plt.subplots(n_rows, 3, figsize=(14, 3.2 * n_rows), squeeze=False)
     rows = []
-    for ax, (task, kind, title) in zip(axes, panels):
-        for m in methods:
-            for part, style in styles.items():
-                col = f"pseudo_{task}_oracle_{kind}_{part}"
-                frames = [rec["metrics"][0] for rec in runs.get(m, {}).values() if col in rec["metrics"][0]]
-                if not frames:
-                    continue
-                n = min(len(f) for f in frames)
-                y = np.nanmean([f[col].to_numpy(float)[:n] for f in frames], axis=0)
-                x = frames[0]["epoch"].to_numpy()[:n]
-                ok = ~np.isnan(y)
-                if ok.any() and not (m != "mtl_sa_hard" and part != "all"):
-                    ax.plot(x[ok], y[ok], style, color=colours[m], marker="o", markersize=3,
-                            label=f"{label(m)}, {part}")
-                    rows.append((m, task, kind, part, float(y[ok][-1]), len(frames)))
-        ax.set_title(title, fontsize=10)
-        ax.set_xlabel("epoch")
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7, frameon=False)
+    for j, (task, kind, what) in enumerate(tasks):
+        for i in range(n_rows):
+            ax = axes[i][j]
+            if i >= len(parts[task]):
+                ax.axis("off")
+                continue
+            phase = parts[task][i]
+            for m in methods:
+                for part, style in styles.items():
+                    if m != "mtl_sa_hard" and part != "all":
+                        continue  # only MTL-SA selects
+                    col = f"pseudo_{task}_oracle_{kind}_{part}"
+                    picked = [f.loc[f["phase"] == phase] for f in frames_of[m] if col in f]
+                    picked = [f for f in picked if len(f)]
+                    if not picked:
+                        continue
+                    n = min(len(f) for f in picked)
+                    y = np.array([f[col].to_numpy(float)[:n] for f in picked])
+                    ok = ~np.isnan(y).all(axis=0)
+                    if not ok.any():
+                        continue
+                    y = np.nanmean(y[:, ok], axis=0)
+                    x = picked[0]["rounds"].to_numpy(float)[:n][ok]
+                    ax.plot(x, y, style, color=colours[m], marker="o", markersize=3, label=f"{label(m)}, {part}")
+                    rows.append((m, task, phase, kind, part, float(y[-1]), len(picked)))
+            ax.set_title(f"{task} pseudo labels on {phase}: {what}", fontsize=9)
+            ax.set_xlabel("round")
+            ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-    lines = ["| method | task | pseudo labels | last epoch (mean over seeds) | seeds |", "|---|---|---|---:|---:|"]
-    for m, task, kind, part, v, n in rows:
-        lines.append(f"| {label(m)} | {task} | {part} | {v:.3f}{' years' if kind == 'mae' else ''} | {n} |")
+    lines = ["| method | task | made on | pseudo labels | last round (mean over seeds) | seeds |",
+             "|---|---|---|---|---:|---:|"]
+    for m, task, phase, kind, part, v, n in rows:
+        lines.append(f"| {label(m)} | {task} | {phase} | {part} | {v:.3f}{' years' if kind == 'mae' else ''} | {n} |")
     return lines
 
 
@@ -279,7 +300,8 @@ def main(argv=None) -> int:
         md += [f"## {setting}: {main_rounds} rounds", "", *results_table(runs), "", *contrast_lines(runs), "",
                *gate_lines(runs), ""]
         plot = out / f"pseudo_accuracy_{setting}.png"
-        md += ["Pseudo labels against the hidden true labels (last epoch): " + f"`{plot.name}`", "",
+        md += [f"Pseudo labels against the hidden true labels (last round, per part they are made on): `{plot.name}`",
+               "",
                *pseudo_accuracy_plot(runs, plot), ""]
         if len(budgets) > 1:
             plot = out / f"budget_{setting}.png"
@@ -288,18 +310,18 @@ def main(argv=None) -> int:
         if ablation:
             ref = stl_reference(runs)
             md += ["Factor ablation (MTL-SA hard, same seeds): Delta_m vs STL", "",
-                   "| weights | seeds | Delta_m (%) | gender pseudo acc, selected | race pseudo acc, selected |",
-                   "|---|---:|---:|---:|---:|"]
+                   "| weights | seeds | Delta_m (%) | gender pseudo acc, selected | race pseudo acc, selected "
+                   "| pseudo-age error, selected (years) |", "|---|---:|---:|---:|---:|---:|"]
             for m in ["mtl_sa_hard", *sorted(ablation)]:
                 dm = [delta_m(r["test"], ref) for r in runs[m].values()]
                 sel = {}
-                for t in ("gender", "race"):
-                    col = f"pseudo_{t}_oracle_acc_selected"
+                for t in ("gender", "race", "age"):  # the last round: one pass over each part
+                    col = f"pseudo_{t}_oracle_{'mae' if t == 'age' else 'acc'}_selected"
                     sel[t] = np.nanmean([np.nanmean(r["metrics"][0][col].to_numpy(float)[-3:])
                                          for r in runs[m].values() if col in r["metrics"][0]] or [np.nan])
                 name = "all three (confidence x density x distribution)" if m == "mtl_sa_hard" else label(m)
                 md.append(f"| {name} | {len(dm)} | {np.mean(dm):+.2f} ± {sd(dm):.2f} | {sel['gender']:.3f} | "
-                          f"{sel['race']:.3f} |")
+                          f"{sel['race']:.3f} | {sel['age']:.2f} |")
             md.append("")
     (out / "results.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
