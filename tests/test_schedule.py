@@ -131,6 +131,10 @@ def test_alternating_run_estimates_each_datasets_statistics(mode, toy_root, tmp_
     from utils.datasets import parts_digest
 
     assert config["split_digest"]["toy_pose"]["test"] == parts_digest(t.splits[1].test.paths)
+    import subprocess
+
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip() or None
+    assert config["code"]["commit"] == head  # the run names its code (None outside a git checkout)
     seen = []
     handler = logging.Handler()
     handler.emit = seen.append

@@ -3,7 +3,8 @@
 Layout::
 
     <output_dir>/<script>/<run_name>/
-        config.json            resolved configuration (every flag, datasets, class names)
+        config.json            resolved configuration (every flag, datasets, class names, the code's
+                               commit, a fingerprint of each train / valid / test part)
         metrics.csv            one row per epoch (train, validation, pseudo-label statistics)
         tensorboard/           scalars of the same rows
         confusion/             epoch_NNN_<task>.txt / .png and test_<task>.txt / .png
@@ -28,6 +29,23 @@ from pathlib import Path
 import numpy as np
 
 log = logging.getLogger(__name__)
+
+
+def code_version() -> dict:
+    """The code a run was made with: the repository's commit and whether files differed from it (None
+    outside a git checkout), so that every run record names its code."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    try:
+        def git(*args):
+            return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                                  timeout=30).stdout.strip()
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no")) if commit else None
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit or None, "dirty": dirty}
 
 
 class RunFolderError(Exception):

@@ -127,6 +127,8 @@ class Trainer:
                       "weighting": self.weighting, "batchnorm": self.probe, "seeds": SeedState(self.net)}
 
     def write_config(self, stamp: str) -> None:
+        from utils.run_dir import code_version
+
         cfg = self.cfg
         self.run.write_json("config.json", {
             **dataclasses.asdict(cfg), "tasks": cfg.tasks, "classes": {t: h.classes for t, h in self.heads.items()},
@@ -137,7 +139,7 @@ class Trainer:
             "split_digest": {n: {s: parts_digest(getattr(sp, s).paths) for s in ("train", "valid", "test")}
                              for (n, _), sp in zip(cfg.datasets, self.splits)},
             "split_protocol": {n: sp.protocol for (n, _), sp in zip(cfg.datasets, self.splits) if sp.protocol},
-            "started": stamp})
+            "code": code_version(), "started": stamp})
 
     # ---------------------------------------------------------------------------- optimiser state
     def compile(self, lr: float) -> None:
