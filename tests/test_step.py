@@ -138,21 +138,25 @@ from utils.engine.distribution import MultiWorkerEpoch
 from utils.engine.heads import make_heads, objectives
 from utils.engine.step import MultiTaskLearner
 from utils.kinds import expected_value
-from utils.tasks import AGE_YEARS, GENDER2
+from utils.tasks import AGE_VALUE, AGE_YEARS, GENDER2
+years = {years!r}
 from utils.weighting import make_weighting
-heads = make_heads({{"gender": GENDER2, "age": AGE_YEARS, "pose": ("yaw", "pitch")}}, {{}}, "auto", "x")
+heads = make_heads({{"gender": GENDER2, "age": AGE_YEARS if years else AGE_VALUE, "pose": ("yaw", "pitch")}}, {{}},
+                   "auto", "x")
 rng = np.random.default_rng(0)
 n = 32
 x = rng.normal(size=(n, 6)).astype(np.float32)
 y = {{"gender_prediction": np.eye(2, dtype=np.float32)[rng.integers(0, 2, n)],
-      "age_prediction": np.eye(101, dtype=np.float32)[rng.integers(0, 101, n)],
+      "age_prediction": (np.eye(101, dtype=np.float32)[rng.integers(0, 101, n)] if years
+                         else np.c_[rng.uniform(0, 100, n), np.ones(n)].astype(np.float32)),
       "pose_prediction": np.c_[rng.uniform(-60, 60, (n, 2)), np.ones(n)].astype(np.float32)}}
 with strategy.scope():
     keras.utils.set_random_seed(1)
     inp = keras.Input((6,), name="image")
     h = keras.layers.Dense(8, activation="relu", name="trunk")(inp)
     out = {{"gender_prediction": keras.layers.Dense(2, activation="softmax", name="gender_prediction")(h),
-           "age_prediction": keras.layers.Dense(101, activation="softmax", name="age_prediction")(h),
+           "age_prediction": (keras.layers.Dense(101, activation="softmax", name="age_prediction")(h) if years
+                              else keras.layers.Rescaling(10.0, name="age_prediction")(keras.layers.Dense(1)(h))),
            "pose_prediction": keras.layers.Rescaling(30.0, name="pose_prediction")(keras.layers.Dense(2)(h))}}
     net = keras.Model(inp, out)
     learner = MultiTaskLearner(net, objectives(heads, []), make_weighting("fixed", list(heads), [1.0] * 3), set())
@@ -161,21 +165,24 @@ pred = net(x)
 expected = {{h.key: float(h.loss(y[h.key], pred[h.key])) for h in heads.values()}}
 ce = lambda k: float(-np.mean(np.log(np.sum(y[k] * pred[k], 1))))
 l1 = float(np.mean(np.abs(np.asarray(pred["pose_prediction"]) - y["pose_prediction"][:, :2])) / 30)
-manual = {{"gender_prediction": ce("gender_prediction"), "age_prediction": ce("age_prediction"), "pose_prediction": l1}}
+age_l1 = float(np.mean(np.abs(np.asarray(pred["age_prediction"]) - y["age_prediction"][:, :1])) / 10)
+manual = {{"gender_prediction": ce("gender_prediction"), "age_prediction": ce("age_prediction") if years else age_l1,
+          "pose_prediction": l1}}
 make = lambda batch, shard, steps: tf.data.Dataset.from_tensor_slices((x, y)).shard(*shard).batch(batch).take(steps)
 hist = MultiWorkerEpoch(strategy)(learner, make, n, n, 0)
 print(json.dumps({{"hist": {{k: v[0] for k, v in hist.items()}}, "expected": expected, "manual": manual}}))
 """
 
 
-def test_the_multiworker_path_gives_every_task_kind_its_own_loss():
+@pytest.mark.parametrize("years", [True, False], ids=["age_years", "age_value"])
+def test_the_multiworker_path_gives_every_task_kind_its_own_loss(years):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     env.pop("TF_CONFIG", None)
-    res = subprocess.run([sys.executable, "-c", MULTIWORKER.format(root=ROOT)], capture_output=True, text=True,
-                         env=env)
+    res = subprocess.run([sys.executable, "-c", MULTIWORKER.format(root=ROOT, years=years)], capture_output=True,
+                         text=True, env=env)
     assert res.returncode == 0, res.stderr[-2000:]
     out = json.loads(res.stdout.strip().splitlines()[-1])
     for key in ("gender_prediction", "age_prediction", "pose_prediction"):
         assert out["hist"][f"{key}_loss"] == pytest.approx(out["expected"][key], rel=1e-5), key
-        assert out["expected"][key] == pytest.approx(out["manual"][key], rel=1e-4), key  # CE, CE over years, L1
+        assert out["expected"][key] == pytest.approx(out["manual"][key], rel=1e-4), key  # CE, years or L1, L1
     assert out["hist"]["pose_prediction_mae"] == pytest.approx(out["manual"]["pose_prediction"] * 30, rel=1e-4)
