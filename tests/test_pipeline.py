@@ -84,6 +84,42 @@ def test_augmentation_changes_pixels_not_shapes(tables):
     assert aug.shape == plain.shape and np.abs(aug.numpy() - plain.numpy()).mean() > 1.0
 
 
+def test_augmented_batches_depend_on_their_seed_alone(tables):
+    """Batches are augmented in parallel; each must be the same on every pass with the same seed (Keras's
+    random layers shared one seed state across the parallel calls, so runs with one seed differed)."""
+    t = tables[0]
+    tg = true_targets(t, {"emotion": 7})
+    cache = ImageCache(t.paths, 32, 1)
+
+    def batches(seed):
+        return [x.numpy() for x, _ in make_dataset(t.paths, tg, 8, 32, 1, shuffle=True, seed=seed, augment=True,
+                                                    zoom=0.1, cache=cache)]
+
+    first, again, other = batches(1), batches(1), batches(2)
+    assert len(first) == 15 and all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert not np.array_equal(first[0], other[0])
+
+
+def test_the_affine_rows_shift_and_rotate_about_the_centre():
+    import keras
+    import tensorflow as tf
+
+    from utils.pipelines import affine_rows
+
+    img = np.arange(25, dtype=np.float32).reshape(1, 5, 5, 1)
+
+    def apply(theta, tx, ty, scale):
+        rows = affine_rows(*(tf.constant([v], tf.float32) for v in (theta, tx, ty, scale)), 5.0, 5.0)
+        out = keras.ops.image.affine_transform(img, rows, interpolation="bilinear", fill_mode="constant")
+        return np.asarray(out)[0, :, :, 0]
+
+    np.testing.assert_allclose(apply(0, 1, 0, 1)[:, 1:], img[0, :, :-1, 0])  # one pixel to the right
+    np.testing.assert_allclose(apply(0, 0, 1, 1)[1:], img[0, :-1, :, 0])  # one pixel down
+    np.testing.assert_allclose(apply(np.pi / 2, 0, 0, 1), np.rot90(img[0, :, :, 0], k=-1), atol=1e-4)
+    np.testing.assert_allclose(apply(0, 0, 0, 2)[2, 2], 12.0)  # the centre stays where it is
+    np.testing.assert_allclose(apply(0, 0, 0, 2)[2, 4], 13.0, atol=1e-5)  # 2 px out shows 1 px out
+
+
 def test_joint_arrays_zero_fill_missing_tasks(tables):
     classes = {"emotion": 7, "gender": 2, "age": 8}
     paths, targets = joint_arrays(tables, classes)

@@ -60,16 +60,37 @@ def prepare_image(img, size: int, channels: int):
     return img
 
 
-def augmenter(seed: int, zoom: float = 0.0):
-    """Rotation +-10 degrees, shift +-10 % and, with ``zoom`` > 0, a scale change of +-``zoom`` (the flip is
-    ``flip_batch``: it must see the labels)."""
+def affine_rows(theta, tx, ty, scale, height, width):
+    """Rows ``[a0, a1, a2, b0, b1, b2, 0, 0]`` that map each output pixel to the input pixel it shows, for
+    a rotation by ``theta`` (radians), a scale change ``scale`` about the image centre and a shift
+    ``(tx, ty)`` in pixels (the form ``keras.ops.image.affine_transform`` takes)."""
+    cx, cy = (width - 1.0) / 2.0, (height - 1.0) / 2.0
+    cos, sin = tf.cos(theta) / scale, tf.sin(theta) / scale
+    a2 = cx - cos * (cx + tx) - sin * (cy + ty)
+    b2 = cy + sin * (cx + tx) - cos * (cy + ty)
+    zero = tf.zeros_like(cos)
+    return tf.stack([cos, sin, a2, -sin, cos, b2, zero, zero], axis=1)
+
+
+def augment_batch(images, seed, zoom: float = 0.0):
+    """Rotation +-10 degrees, shift +-10 % and, with ``zoom`` > 0, a scale change of +-``zoom``, one
+    affine map per image drawn from the stateless seed pair ``seed``: a batch's augmentation depends on
+    its seed alone, so batches augmented in parallel stay reproducible (Keras's random layers keep one
+    seed state that parallel calls race for). The flip is ``flip_batch``: it must see the labels."""
     import keras
 
-    layers = [keras.layers.RandomRotation(10 / 360, fill_mode="reflect", seed=seed),
-              keras.layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=seed + 1)]
-    if zoom > 0:
-        layers.append(keras.layers.RandomZoom((-zoom, zoom), fill_mode="reflect", seed=seed + 2))
-    return keras.Sequential(layers, name="augmentation")
+    n = tf.shape(images)[0]
+    height, width = tf.cast(tf.shape(images)[1], tf.float32), tf.cast(tf.shape(images)[2], tf.float32)
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 4)
+
+    def uniform(i, limit):
+        return tf.random.stateless_uniform([n], seed=seeds[i], minval=-limit, maxval=limit)
+
+    theta = uniform(0, 10.0 * np.pi / 180.0)
+    tx, ty = uniform(1, 0.1) * width, uniform(2, 0.1) * height
+    scale = 1.0 + uniform(3, zoom) if zoom > 0 else tf.ones([n])
+    return keras.ops.image.affine_transform(images, affine_rows(theta, tx, ty, scale, height, width),
+                                            interpolation="bilinear", fill_mode="reflect")
 
 
 def flip_batch(images, targets: dict, seed, flip_perms: dict):
@@ -235,11 +256,13 @@ def make_dataset(paths: np.ndarray, targets: dict, batch_size: int, size: int, c
         ds = ds.map(lambda p, y: (load_image(p, size, channels), y), num_parallel_calls=PARALLEL,
                     deterministic=True).batch(batch_size, drop_remainder)
     if augment:
-        aug = augmenter(seed + repeat_epoch, zoom)
         perms = {f"{t}_prediction": p for t, p in (flip_perms or {}).items()}
-        coins = tf.data.Dataset.random(seed=seed * 7919 + repeat_epoch).batch(2)
-        ds = tf.data.Dataset.zip(ds, coins).map(
-            lambda xy, s: flip_batch(aug(xy[0], training=True), xy[1], s, perms), num_parallel_calls=PARALLEL)
+        seeds = tf.data.Dataset.random(seed=seed * 7919 + repeat_epoch).batch(4)  # two stateless pairs a batch
+
+        def augment(xy, s):
+            return flip_batch(augment_batch(xy[0], s[2:], zoom), xy[1], s[:2], perms)
+
+        ds = tf.data.Dataset.zip(ds, seeds).map(augment, num_parallel_calls=PARALLEL)
     return _finish(ds)
 
 
