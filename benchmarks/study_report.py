@@ -277,6 +277,34 @@ def budget_plot(settings: dict, path: Path) -> list:
     return lines
 
 
+def explore_lines(folder: Path, runs: dict) -> list:
+    """An exploratory folder (runs made after the pre-registered ones, ``<method>_<variant>-seed<k>``):
+    each variant's results and Delta_m, paired with the pre-registered method it varies on the same
+    seeds. Its README.md says what was varied and why."""
+    extra = load(folder)
+    ref = stl_reference(runs)
+    note = (folder / "README.md").read_text().strip() if (folder / "README.md").exists() else ""
+    out = [f"Exploratory, after the pre-registered runs (`{folder.name}`): {note}", "",
+           "| variant | seeds | age MAE (years) | gender acc | race balanced acc | Delta_m vs STL (%) | "
+           "minus the pre-registered method, same seeds (points) [95 % bootstrap] |",
+           "|---|---:|---:|---:|---:|---:|---:|"]
+    for variant in sorted(extra):
+        base = next((m for m in sorted(runs, key=len, reverse=True) if variant.startswith(m + "_")), None)
+        seeds = sorted(extra[variant])
+        tests = [extra[variant][k]["test"] for k in seeds]
+        dm = np.array([delta_m(x, ref) for x in tests])
+        cells = [mean_sd([value(x, t) for x in tests], 2 if t == "age" else 3) for t in METRICS]
+        diff = ""
+        if base:
+            paired_seeds = [k for k in seeds if k in runs[base]]
+            d = np.array([delta_m(extra[variant][k]["test"], ref) - delta_m(runs[base][k]["test"], ref)
+                          for k in paired_seeds])
+            lo, hi = bootstrap(d) if len(d) > 1 else (np.nan, np.nan)
+            diff = f"{mean_sd(d, 2, sign=True)} [{lo:+.2f}, {hi:+.2f}] vs {label(base)}" if len(d) else ""
+        out.append(f"| {variant} | {len(seeds)} | " + " | ".join(cells) + f" | {mean_sd(dm, 2, sign=True)} | {diff} |")
+    return out + [""]
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("study", help="the study's folder of run records (e.g. studies/utk)")
@@ -306,6 +334,8 @@ def main(argv=None) -> int:
         if len(budgets) > 1:
             plot = out / f"budget_{setting}.png"
             md += [f"Budget curve ({setting}): `{plot.name}`", "", *budget_plot(budgets, plot), ""]
+        for folder in sorted((study / setting).glob("explore_*")):
+            md += explore_lines(folder, runs)
         ablation = [m for m in runs if m.startswith("mtl_sa_hard_")]
         if ablation:
             ref = stl_reference(runs)

@@ -57,3 +57,16 @@ def test_pseudo_label_rows_are_per_part_and_the_gate_is_the_first_open_epoch(tmp
     assert "| MTL-SA hard | gender | utk_age | all | 0.800 | 1 |" in rows  # the last round on the age part
     assert "| MTL-SA hard | gender | utk_race | all | 0.900 | 1 |" in rows
     assert (tmp_path / "p.png").stat().st_size > 10_000
+
+
+def test_an_exploratory_variant_is_paired_with_the_method_it_varies(tmp_path):
+    main, extra = tmp_path / "r8", tmp_path / "explore_t1"
+    for seed in (1, 2):
+        record(main, "stl_age", seed, 10.0, 0.8, 0.5)
+        record(main, "dml_lwf", seed, 11.0, 0.72, 0.45)  # Delta_m -10
+        record(extra, "dml_lwf_t1", seed, 10.0, 0.8, 0.5 + 0.03 * seed)  # Delta_m +2 and +4
+    (extra / "README.md").write_text("distillation at T = 1.")
+    lines = sr.explore_lines(extra, sr.load(main))
+    assert lines[0].endswith("distillation at T = 1.")
+    row = next(r for r in lines if r.startswith("| dml_lwf_t1"))
+    assert "| +3.00 ± 1.41 | +13.00 ± 1.41 [+12.00, +14.00] vs DML-LWF |" in row
