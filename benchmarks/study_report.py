@@ -340,17 +340,25 @@ def main(argv=None) -> int:
         if ablation:
             ref = stl_reference(runs)
             md += ["Factor ablation (MTL-SA hard, same seeds): Delta_m vs STL", "",
-                   "| weights | seeds | Delta_m (%) | gender pseudo acc, selected | race pseudo acc, selected "
-                   "| pseudo-age error, selected (years) |", "|---|---:|---:|---:|---:|---:|"]
+                   "| weights | seeds | Delta_m (%) | minus all three (points, seeds better) | gender pseudo acc, "
+                   "selected | race pseudo acc, selected | pseudo-age error, selected (years) |",
+                   "|---|---:|---:|---:|---:|---:|---:|"]
+            seeds = sorted(set.intersection(*(set(runs[m]) for m in ablation)) & set(runs.get("mtl_sa_hard", {})))
             for m in ["mtl_sa_hard", *sorted(ablation)]:
-                dm = [delta_m(r["test"], ref) for r in runs[m].values()]
+                recs = [runs[m][k] for k in seeds]
+                dm = [delta_m(r["test"], ref) for r in recs]
                 sel = {}
                 for t in ("gender", "race", "age"):  # the last round: one pass over each part
                     col = f"pseudo_{t}_oracle_{'mae' if t == 'age' else 'acc'}_selected"
                     sel[t] = np.nanmean([np.nanmean(r["metrics"][0][col].to_numpy(float)[-3:])
-                                         for r in runs[m].values() if col in r["metrics"][0]] or [np.nan])
+                                         for r in recs if col in r["metrics"][0]] or [np.nan])
                 name = "all three (confidence x density x distribution)" if m == "mtl_sa_hard" else label(m)
-                md.append(f"| {name} | {len(dm)} | {np.mean(dm):+.2f} ± {sd(dm):.2f} | {sel['gender']:.3f} | "
+                if m == "mtl_sa_hard":
+                    dm_all, vs = np.array(dm), "-"
+                else:
+                    d = np.array(dm) - dm_all
+                    vs = f"{mean_sd(d, 2, sign=True)} ({int((d > 0).sum())}/{len(d)})"
+                md.append(f"| {name} | {len(dm)} | {np.mean(dm):+.2f} ± {sd(dm):.2f} | {vs} | {sel['gender']:.3f} | "
                           f"{sel['race']:.3f} | {sel['age']:.2f} |")
             md.append("")
     (out / "results.md").write_text("\n".join(md) + "\n")
