@@ -248,19 +248,32 @@ def budget_plot(settings: dict, path: Path) -> list:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    points = []
+    points, arms = [], {}
     for rounds, runs in sorted(settings.items()):
         r = paired(runs, *PRIMARY)
         if r:
             points.append((rounds, r))
-    lines = ["| rounds | seeds | MTL-SA hard minus DML-LWF, Delta_m (points) | 95 % bootstrap | better | p |",
-             "|---:|---:|---:|---:|---:|---:|"]
+            ref = stl_reference(runs)
+            arms[rounds] = [np.mean([delta_m(runs[m][k]["test"], ref) for k in r["seeds"]]) for m in PRIMARY]
+    lines = ["| rounds | seeds | MTL-SA hard minus DML-LWF, Delta_m (points) | 95 % bootstrap | better | p "
+             "| MTL-SA hard, DML-LWF: Delta_m vs STL (%) |", "|---:|---:|---:|---:|---:|---:|---:|"]
     for rounds, r in points:
         lines.append(f"| {rounds} | {r['n']} | {r['mean']:+.2f} ± {r['sd']:.2f} | [{r['ci'][0]:+.2f}, "
-                     f"{r['ci'][1]:+.2f}] | {r['wins']}/{r['n']} | {r['p']:.3f} |")
+                     f"{r['ci'][1]:+.2f}] | {r['wins']}/{r['n']} | {r['p']:.3f} | "
+                     f"{arms[rounds][0]:+.2f}, {arms[rounds][1]:+.2f} |")
     if points:
-        fig, ax = plt.subplots(figsize=(5.5, 3.6))
+        fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
         x = [p[0] for p in points]
+        for i, (m, colour) in enumerate(zip(PRIMARY, ("tab:red", "tab:blue"))):
+            ax2.plot(x, [arms[r][i] for r in x], marker="o", color=colour, label=label(m))
+        ax2.axhline(0, color="grey", linewidth=0.8)
+        ax2.set_xscale("log", base=2)
+        ax2.set_xticks(x, [str(v) for v in x])
+        ax2.set_xlabel("budget: rounds (passes over every part)")
+        ax2.set_ylabel("Delta_m vs STL (%)")
+        ax2.set_title("each arm against STL at the same budget (mean over seeds)", fontsize=9)
+        ax2.legend(fontsize=8, frameon=False)
+        ax2.grid(alpha=0.3)
         y = [p[1]["mean"] for p in points]
         err = [[p[1]["mean"] - p[1]["ci"][0] for p in points], [p[1]["ci"][1] - p[1]["mean"] for p in points]]
         ax.errorbar(x, y, yerr=err, marker="o", capsize=4, color="tab:red")
