@@ -266,26 +266,23 @@ def budget_plot(settings: dict, path: Path) -> list:
     if points:
         fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
         x = [p[0] for p in points]
-        for i, (m, colour) in enumerate(zip(PRIMARY, ("tab:red", "tab:blue"))):
-            ax2.plot(x, [arms[r][i] for r in x], marker="o", color=colour, label=label(m))
-        ax2.axhline(0, color="grey", linewidth=0.8)
-        ax2.set_xscale("log", base=2)
-        ax2.set_xticks(x, [str(v) for v in x])
-        ax2.set_xlabel("budget: rounds (passes over every part)")
-        ax2.set_ylabel("Delta_m vs STL (%)")
-        ax2.set_title("each arm against STL at the same budget (mean over seeds)", fontsize=9)
-        ax2.legend(fontsize=8, frameon=False)
-        ax2.grid(alpha=0.3)
         y = [p[1]["mean"] for p in points]
         err = [[p[1]["mean"] - p[1]["ci"][0] for p in points], [p[1]["ci"][1] - p[1]["mean"] for p in points]]
         ax.errorbar(x, y, yerr=err, marker="o", capsize=4, color="tab:red")
-        ax.axhline(0, color="grey", linewidth=0.8)
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(x, [str(v) for v in x])
-        ax.set_xlabel("budget: rounds (passes over every part)")
-        ax.set_ylabel("Delta_m difference (points)")
-        ax.set_title("MTL-SA hard minus DML-LWF (95 % bootstrap over seeds)", fontsize=9)
-        ax.grid(alpha=0.3)
+        for i, (m, colour) in enumerate(zip(PRIMARY, ("tab:red", "tab:blue"))):
+            ax2.plot(x, [arms[r][i] for r in x], marker="o", color=colour, label=label(m))
+        ax2.legend(fontsize=8, frameon=False)
+        for a, ylabel, title in ((ax, "Delta_m difference (points)", "MTL-SA hard minus DML-LWF (95 % bootstrap "
+                                  "over seeds)"),
+                                 (ax2, "Delta_m vs STL (%)", "each arm against STL at the same budget (mean over "
+                                  "seeds)")):
+            a.axhline(0, color="grey", linewidth=0.8)
+            a.set_xscale("log", base=2)
+            a.set_xticks(x, [str(v) for v in x])
+            a.set_xlabel("budget: rounds (passes over every part)")
+            a.set_ylabel(ylabel)
+            a.set_title(title, fontsize=9)
+            a.grid(alpha=0.3)
         fig.tight_layout()
         fig.savefig(path, dpi=110)
         plt.close(fig)
@@ -328,7 +325,8 @@ def main(argv=None) -> int:
     out = study / "report"
     out.mkdir(parents=True, exist_ok=True)
     try:
-        commit = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%h", "--", str(study)],
+        commit = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%h", "--", str(study),
+                                 f":(exclude){study / 'report'}"],
                                 capture_output=True, text=True).stdout.strip()
     except OSError:
         commit = ""
