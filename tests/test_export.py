@@ -69,10 +69,8 @@ def test_evaluate_reproduces_the_keras_numbers_on_the_tflite_export(toy_root, tm
     assert out["keras"]["acc"] == saved["acc"]  # the run's own test split, reproduced
 
 
-def test_test_time_flip_maps_the_mirror_images_yaw_bins_back(toy_root, tmp_path):
+def test_test_time_flip_maps_the_mirror_images_yaw_bins_back(toy_root):
     """``--flip`` averages each output with the mirror image's, the yaw bins of the mirror swapped back."""
-    import json
-
     import keras
 
     from models import ModelSpec, build_net
@@ -80,7 +78,6 @@ def test_test_time_flip_maps_the_mirror_images_yaw_bins_back(toy_root, tmp_path)
 
     keras.utils.set_random_seed(0)
     net = build_net(ModelSpec("mini_xception", {"emotion": 7, "pose": 5}, input_size=32))
-    (tmp_path / "config.json").write_text(json.dumps({}))
     plain, table, _ = predictions(net, {}, "toy_pose", "all", ["pose"], toy_root)
     both, _, _ = predictions(net, {}, "toy_pose", "all", ["pose"], toy_root, flip=True)
     mirrored = 2 * both["pose"] - plain["pose"]  # what the mirror images gave, after the swap

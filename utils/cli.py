@@ -175,7 +175,6 @@ def add_data_flags(p: argparse.ArgumentParser, spec: ScriptSpec) -> None:
     _bool(g, "skip_bad_images", help="drop rows whose image TensorFlow cannot decode (counted) instead of stopping")
 
 
-
 def add_training_flags(p: argparse.ArgumentParser, spec: ScriptSpec) -> None:
     """Backbone, budget, optimiser, augmentation, distribution and the run folder."""
     g = p.add_argument_group("model and training")
@@ -233,7 +232,6 @@ def add_training_flags(p: argparse.ArgumentParser, spec: ScriptSpec) -> None:
     g.add_argument("--output_dir", default=RUN_DEFAULTS["output_dir"],
                    help="runs are written to OUTPUT_DIR/<script>/<run_name>/")
     g.add_argument("--run_name", default=RUN_DEFAULTS["run_name"])
-
 
 
 def add_multitask_flags(p: argparse.ArgumentParser, spec: ScriptSpec) -> None:
@@ -584,8 +582,6 @@ def main(script: str, argv: list | None = None) -> int:
 
         if cfg.distribute != "multiworker" or not isinstance(exc, tf.errors.OpError):
             raise
-        import re
-
         detail = re.sub(r"\{\{[^}]*\}\}\s*", "", str(exc)).strip().splitlines()[0][:120] if str(exc).strip() else ""
         run = state.get("run")
         saved = (f"the last finished epoch is saved: start every worker again with --resume {run}"
