@@ -63,6 +63,9 @@ def test_multi_face_image_gets_one_record_per_face(epga_model, tmp_path):
                                   "--output", str(tmp_path / "g.jpg"), "--tasks", "emotion", "age"]) == 0
     faces = jsonl(js)
     assert len(faces) == 3
+    from utils.drawing import reading_order
+
+    truth = [truth[i] for i in reading_order(truth)]  # records come in reading order
     for face, (tx, ty, tw, th) in zip(faces, truth):  # each detection lies inside its pasted face
         x, y, w, h = face["box"]
         assert tx - 10 <= x + w / 2 <= tx + tw + 10 and ty - 10 <= y + h / 2 <= ty + th + 10
@@ -311,3 +314,16 @@ def test_refined_keypoints_land_on_the_astronauts_eyes():
     for face in (plain, refined):
         assert face.landmark_names == ("left_eye", "right_eye", "nose", "mouth")
         assert np.abs(face.landmarks[:2] - mtcnn.landmarks[:2]).max() < 8  # within 8 px of MTCNN's eyes
+
+
+def test_face_records_come_in_the_order_the_picture_numbers_them():
+    from utils.demo import face_records
+    from utils.drawing import reading_order
+
+    rgb = np.tile(cv2.resize(sample_photo(), (256, 256)), (2, 2, 1))  # four astronauts, two rows
+    faces = detect(make_detector("blazeface"), rgb)
+    assert len(faces) == 4
+    records = face_records(load_predictor(), rgb, faces[::-1])  # any detection order
+    boxes = [r["box"] for r in records]
+    assert reading_order(boxes) == [0, 1, 2, 3]  # top left, top right, bottom left, bottom right
+    assert boxes[0][0] < boxes[1][0] and boxes[1][1] < boxes[2][1]

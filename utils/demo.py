@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from utils.drawing import draw  # noqa: F401  (the demos' drawing, re-exported)
+from utils.drawing import draw, reading_order  # noqa: F401  (draw: the demos' drawing, re-exported)
 from utils.faces import Face, face_crop
 from utils.kinds import kind_of
 from utils.runtime import SHIPPED_MODEL
@@ -231,7 +231,9 @@ def load_predictor(run: str | None = None, weights: str | None = None, runs_dir:
 
 # ------------------------------------------------------------------------------------ records
 def face_records(predictor: Predictor, rgb: np.ndarray, faces: list) -> list:
-    """One record per face: box, named landmarks, and per task the answer with its probabilities."""
+    """One record per face, in reading order (row by row, left to right: the order the pictures number
+    faces in): box, named landmarks, and per task the answer with its probabilities."""
+    faces = [faces[i] for i in reading_order([f.box for f in faces])]
     probs = predictor.predict([predictor.prepare(rgb, f) for f in faces])
     records = []
     for face, p in zip(faces, probs):
