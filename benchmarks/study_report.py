@@ -314,10 +314,22 @@ def explore_lines(folder: Path, runs: dict) -> list:
             lo, hi = bootstrap(d) if len(d) > 1 else (np.nan, np.nan)
             diff = f"{mean_sd(d, 2, sign=True)} [{lo:+.2f}, {hi:+.2f}] vs {label(base)}" if len(d) else ""
         out.append(f"| {variant} | {len(seeds)} | " + " | ".join(cells) + f" | {mean_sd(dm, 2, sign=True)} | {diff} |")
-    return out + [""]
+    merged = {**runs, **extra}
+    notes = []
+    for variant in sorted(extra):
+        for other in ([PRIMARY[1] + variant.removeprefix(PRIMARY[0])] if variant.startswith(PRIMARY[0]) else []) + [
+                "all_in_one"]:
+            r = paired(merged, variant, other) if other in merged else None
+            if r:
+                notes.append(f"{variant} minus {label(other)}: {r['mean']:+.2f} ± {r['sd']:.2f} points (seeds "
+                             f"{r['seeds']}, {r['wins']}/{r['n']} better), 95 % bootstrap [{r['ci'][0]:+.2f}, "
+                             f"{r['ci'][1]:+.2f}], paired t-test p = {r['p']:.3f}.")
+    return out + [""] + notes + ([""] if notes else [])
 
 
 def main(argv=None) -> int:
+    import pandas as pd
+
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("study", help="the study's folder of run records (e.g. studies/utk)")
     a = p.parse_args(argv)
@@ -374,6 +386,9 @@ def main(argv=None) -> int:
                 md.append(f"| {name} | {len(dm)} | {np.mean(dm):+.2f} ± {sd(dm):.2f} | {vs} | {sel['gender']:.3f} | "
                           f"{sel['race']:.3f} | {sel['age']:.2f} |")
             md.append("")
+    frames = [pd.read_csv(f) for f in sorted(study.glob("*/*/runs/*/*/metrics.csv"))]
+    hours = sum(float(f["seconds"].sum()) for f in frames if "seconds" in f) / 3600
+    md += [f"Time: {len(frames)} runs, {hours:.1f} hours of epochs (the `seconds` column of their metrics.csv).", ""]
     (out / "results.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
     return 0

@@ -70,6 +70,11 @@ def test_an_exploratory_variant_is_paired_with_the_method_it_varies(tmp_path):
     assert lines[0].endswith("distillation at T = 1.")
     row = next(r for r in lines if r.startswith("| dml_lwf_t1"))
     assert "| +3.00 ± 1.41 | +13.00 ± 1.41 [+12.00, +14.00] vs DML-LWF |" in row
+    for seed in (1, 2):  # with both arms of the primary contrast varied, their contrast is printed too
+        record(extra, "mtl_sa_hard_t1", seed, 10.0, 0.8, 0.5 + 0.06 * seed)  # Delta_m +4 and +8
+    lines = sr.explore_lines(extra, sr.load(main))
+    assert any(x.startswith("mtl_sa_hard_t1 minus dml_lwf_t1: +3.00 ± 1.41 points (seeds [1, 2], 2/2 better)")
+               for x in lines)
 
 
 def test_the_secondary_family_holds_the_pre_registered_methods_only(tmp_path):
