@@ -88,14 +88,7 @@ def main(argv=None) -> int:
         if "gender" in test:
             out += fairness(test["gender"], names, a.data_dir)
         if "pose" in test:
-            preds, table, _ = test["pose"]
-            y, pred = table.labels["pose"], preds["pose"].argmax(1)
-            persons = sorted(set(table.groups)) if table.groups is not None else []
-            accs = {q: float((pred[table.groups == q] == y[table.groups == q]).mean()) for q in persons}
-            out += ["", "## Head pose (Pointing'04, persons not used for training)", "",
-                    f"5-bin yaw accuracy {np.mean(pred == y):.3f} over {len(persons)} persons (n = {len(y)}); per "
-                    f"person mean {np.mean(list(accs.values())):.3f}, sd {np.std(list(accs.values()), ddof=1):.3f}, "
-                    f"min {min(accs.values()):.3f}, max {max(accs.values()):.3f}"]
+            out += per_person(test["pose"], a.data_dir)
         print("\n".join(out))
         if a.write_temperatures:
             cfg_path = Path(path).with_name("config.json")
@@ -109,19 +102,39 @@ def main(argv=None) -> int:
     return 0
 
 
-def fairness(result, names: dict, data_dir) -> list:
-    """Gender accuracy and age MAE per race, gender and age band on UTKFace's test rows (race from its CSV)."""
+def column_of(table, dataset: str, column: str, data_dir) -> np.ndarray:
+    """``column`` of ``dataset``'s CSV for each row of ``table`` (matched by image path; -1 where absent)."""
     import pandas as pd
 
     from utils.datasets import csv_path_for
+
+    csv = csv_path_for(dataset, data_dir)
+    frame, root = pd.read_csv(csv), csv.parent.parent
+    values = dict(zip([str(root / p) if not str(p).startswith("/") else p for p in frame["full_path"]], frame[column]))
+    return np.array([values.get(p, -1) for p in table.paths])
+
+
+def per_person(result, data_dir) -> list:
+    """5-bin yaw accuracy on Pointing'04's test persons: overall, and per person with mean, sd (ddof 1) and range."""
+    preds, table, _ = result
+    y, pred = table.labels["pose"], preds["pose"].argmax(1)
+    person = column_of(table, "pointing04", "subject", data_dir)
+    accs = {q: float((pred[person == q] == y[person == q]).mean()) for q in sorted(set(person))}
+    spread = f", sd {np.std(list(accs.values()), ddof=1):.3f}" if len(accs) > 1 else ""
+    return ["", "## Head pose (Pointing'04, persons not used for training)", "",
+            f"5-bin yaw accuracy {np.mean(pred == y):.3f} over {len(accs)} persons (n = {len(y)}); per person "
+            f"mean {np.mean(list(accs.values())):.3f}{spread}, min {min(accs.values()):.3f}, "
+            f"max {max(accs.values()):.3f}", "", "| person | n | accuracy |", "|---|---:|---:|",
+            *[f"| {q} | {int((person == q).sum())} | {v:.3f} |" for q, v in accs.items()]]
+
+
+def fairness(result, names: dict, data_dir) -> list:
+    """Gender accuracy and age MAE per race, gender and age band on UTKFace's test rows (race from its CSV)."""
     from utils.kinds import expected_value
     from utils.tasks import RACE5
 
     preds, table, _ = result
-    frame = pd.read_csv(csv_path_for("utkface", data_dir))
-    root = csv_path_for("utkface", data_dir).parent.parent
-    race = dict(zip([str(root / p) if not str(p).startswith("/") else p for p in frame["full_path"]], frame["race"]))
-    races = np.array([race.get(p, -1) for p in table.paths])
+    races = column_of(table, "utkface", "race", data_dir)
     gender, age = table.labels["gender"], table.labels["age"]
     g_hit = preds["gender"].argmax(1) == gender
     age_err = np.abs(expected_value(preds["age"]) - age) if "age" in preds else None
