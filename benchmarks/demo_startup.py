@@ -39,7 +39,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--repeats", type=int, default=7)
     a = p.parse_args(argv)
-    model = ROOT / "pretrained" / "four_tasks_mini_xception_48px" / "model.keras"
+    model = ROOT / "pretrained" / "four_tasks_mini_xception_64px" / "model.keras"
     arms = {"tflite": [], "keras": ["--weights", str(model)]}
     results = {name: [] for name in arms}
     with tempfile.TemporaryDirectory() as cwd:

@@ -1,7 +1,7 @@
 """Evaluate a trained model on any cleaned dataset: the cross-dataset table of face papers.
 
     python utils/evaluate.py --run runs/CONFUSION_EPGA_multitask/<run> --dataset expw
-    python utils/evaluate.py --model pretrained/four_tasks_mini_xception_48px/model.keras --dataset fer2013 --split test
+    python utils/evaluate.py --model pretrained/four_tasks_mini_xception_64px/model.keras --dataset fer2013 --split test
 
 The model's heads that the dataset labels are evaluated on true labels only: accuracy, balanced
 accuracy, per-class accuracy, and for age in years the MAE and the share within 5 years. ``--split``

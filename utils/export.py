@@ -1,9 +1,9 @@
 """Export a run or the shipped model to SavedModel, TFLite (float32 and int8) and ONNX.
 
-    python utils/export.py --model pretrained/four_tasks_mini_xception_48px/model.keras --out exported/
+    python utils/export.py --model pretrained/four_tasks_mini_xception_64px/model.keras --out exported/
     python utils/export.py --run runs/CONFUSION_EPGA_multitask/<run> --formats savedmodel tflite
 
-Every export takes the model's own input (a face crop of the model's size: grey 48 x 48 for the shipped
+Every export takes the model's own input (a face crop of the model's size: grey 64 x 64 for the shipped
 model, pixels 0..255, as ``utils.demo.Predictor.prepare`` makes it) and contains the model's
 preprocessing layer, so it returns the same per-task probabilities as the Keras model; each export is
 checked against the Keras model on the given images before the command reports success. The int8

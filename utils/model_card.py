@@ -1,6 +1,6 @@
 """The numbers of a four-task model's card: held-out results, fairness across groups, calibration.
 
-    python utils/model_card.py --model pretrained/four_tasks_mini_xception_48px/model.keras [--write_temperatures]
+    python utils/model_card.py --model pretrained/four_tasks_mini_xception_64px/model.keras [--write_temperatures]
 
 Every number comes from ``utils/evaluate.py``'s predictions on the split the model was trained with
 (its config.json): FER2013's test part (emotion: accuracy, balanced accuracy, recall per class),

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-SHIPPED_MODEL = REPO / "pretrained" / "four_tasks_mini_xception_48px" / "model.keras"  # the demos' default model
+SHIPPED_MODEL = REPO / "pretrained" / "four_tasks_mini_xception_64px" / "model.keras"  # the demos' default model
 
 
 class RuntimeError_(Exception):
