@@ -254,6 +254,23 @@ def test_the_shipped_model_reads_the_astronaut_as_a_happy_adult_woman(tmp_path):
         np.testing.assert_allclose(probs, exact[task], atol=1e-5)
 
 
+def test_the_shipped_model_carries_its_split_record_and_flip_fitted_temperatures():
+    import json
+
+    if not SHIPPED_MODEL.is_file():
+        pytest.skip("the shipped model is not in this checkout")
+    config = json.loads(SHIPPED_MODEL.with_name("config.json").read_text())
+    predictor = load_predictor()  # the TFLite export the demos run
+    assert predictor.size == config["input_size"] == int(SHIPPED_MODEL.parent.name.split("_")[-1].removesuffix("px"))
+    assert set(predictor.class_names) == {"emotion", "pose", "gender", "age"} and predictor.flip
+    # temperatures for the tasks the demos print as probabilities, read by the predictor
+    assert set(predictor.temperatures) == {"emotion", "gender", "pose"}
+    assert all(0.3 < t < 3 for t in predictor.temperatures.values())
+    # what utils/evaluate.py needs to rebuild the test parts, and to notice a different conversion
+    assert {"fer2013", "pointing04", "utkface"} <= set(config["split_digest"])
+    assert config["fold"] == 1 and config["code"]["commit"] and "/work" not in json.dumps(config)
+
+
 def test_the_image_demo_imports_no_tensorflow(tmp_path):
     import subprocess
     import sys
