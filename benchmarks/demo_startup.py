@@ -22,6 +22,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from utils.runtime import SHIPPED_MODEL  # noqa: E402  (numpy only: the parent process stays light)
 
 
 def run(args: list, cwd: str) -> tuple:
@@ -39,8 +42,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--repeats", type=int, default=7)
     a = p.parse_args(argv)
-    model = ROOT / "pretrained" / "four_tasks_mini_xception_64px" / "model.keras"
-    arms = {"tflite": [], "keras": ["--weights", str(model)]}
+    arms = {"tflite": [], "keras": ["--weights", str(SHIPPED_MODEL)]}
     results = {name: [] for name in arms}
     with tempfile.TemporaryDirectory() as cwd:
         for r in range(a.repeats):

@@ -86,9 +86,9 @@ def main(argv=None) -> int:
             out += [f"| {n} | {int((y == i).sum())} | {recall[n]:.3f} |" for i, n in enumerate(names["emotion"])
                     if n in recall]
         if "gender" in test:
-            out += fairness(test["gender"], names, a.data_dir)
+            out += fairness(test["gender"], names)
         if "pose" in test:
-            out += per_person(test["pose"], a.data_dir)
+            out += per_person(test["pose"])
         print("\n".join(out))
         if a.write_temperatures:
             cfg_path = Path(path).with_name("config.json")
@@ -102,23 +102,21 @@ def main(argv=None) -> int:
     return 0
 
 
-def column_of(table, dataset: str, column: str, data_dir) -> np.ndarray:
-    """``column`` of ``dataset``'s CSV for each row of ``table`` (matched by image path; -1 where absent)."""
+def column_of(table, column: str) -> np.ndarray:
+    """``column`` of the table's CSV for each of its rows (``table.rows`` are their CSV row numbers)."""
     import pandas as pd
 
-    from utils.datasets import csv_path_for
-
-    csv = csv_path_for(dataset, data_dir)
-    frame, root = pd.read_csv(csv), csv.parent.parent
-    values = dict(zip([str(root / p) if not str(p).startswith("/") else p for p in frame["full_path"]], frame[column]))
-    return np.array([values.get(p, -1) for p in table.paths])
+    frame = pd.read_csv(table.csv_path)
+    if column not in frame.columns:
+        raise DataError(f"{table.csv_path}: missing column '{column}'")
+    return frame[column].to_numpy()[table.rows]
 
 
-def per_person(result, data_dir) -> list:
+def per_person(result) -> list:
     """5-bin yaw accuracy on Pointing'04's test persons: overall, and per person with mean, sd (ddof 1) and range."""
     preds, table, _ = result
     y, pred = table.labels["pose"], preds["pose"].argmax(1)
-    person = column_of(table, "pointing04", "subject", data_dir)
+    person = column_of(table, "subject")
     accs = {q: float((pred[person == q] == y[person == q]).mean()) for q in sorted(set(person))}
     spread = f", sd {np.std(list(accs.values()), ddof=1):.3f}" if len(accs) > 1 else ""
     return ["", "## Head pose (Pointing'04, persons not used for training)", "",
@@ -128,13 +126,13 @@ def per_person(result, data_dir) -> list:
             *[f"| {q} | {int((person == q).sum())} | {v:.3f} |" for q, v in accs.items()]]
 
 
-def fairness(result, names: dict, data_dir) -> list:
+def fairness(result, names: dict) -> list:
     """Gender accuracy and age MAE per race, gender and age band on UTKFace's test rows (race from its CSV)."""
     from utils.kinds import expected_value
     from utils.tasks import RACE5
 
     preds, table, _ = result
-    races = column_of(table, "utkface", "race", data_dir)
+    races = column_of(table, "race")
     gender, age = table.labels["gender"], table.labels["age"]
     g_hit = preds["gender"].argmax(1) == gender
     age_err = np.abs(expected_value(preds["age"]) - age) if "age" in preds else None
