@@ -187,6 +187,8 @@ def test_messages_are_plain_single_lines(tmp_path):
     (["--is_naive=True", "--model=mini_xception", "--is_bn=True"], "--is_bn=True"),
     (["--is_naive=True", "--model=mini_xception", "--cross_stitch=True"], "--cross_stitch=True"),
     (["--epochs=3"], "did you mean --epoch?"),
+    (["--is_naive=True", "--augment_low_res=0.5"], "--augment_low_res=0.5 acts only with --is_augmentation=True"),
+    (["--is_naive=True", "--is_augmentation=True", "--augment_low_res=2"], "is a share of the images, in [0, 1]"),
 ])
 def test_contradictory_inert_or_misspelt_flags_stop_with_one_line(argv, expected, capsys):
     with pytest.raises(SystemExit) as info:

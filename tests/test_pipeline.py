@@ -154,3 +154,21 @@ def test_horizontal_flip_swaps_the_yaw_bins_of_flipped_faces():
     # a row without a pose label (zeros) stays without one
     _, y0 = flip_batch(images[:4], {"pose_prediction": np.zeros((4, 5), np.float32)}, [1, 1], perms)
     assert not y0["pose_prediction"].numpy().any()
+
+
+def test_low_resolution_copies_lose_fine_detail_only_in_the_drawn_rows():
+    """A one-pixel checkerboard shrunk and enlarged back loses its contrast; ``share`` picks the rows."""
+    import tensorflow as tf
+
+    from utils.pipelines import low_res_batch
+
+    board = (np.indices((64, 64)).sum(0) % 2 * 255.0).astype(np.float32)[None, :, :, None]
+    batch = tf.constant(np.repeat(board, 16, axis=0))
+    untouched = low_res_batch(batch, (1, 2), 0.0).numpy()
+    every = low_res_batch(batch, (1, 2), 1.0).numpy()
+    half = low_res_batch(batch, (3, 4), 0.5).numpy()
+    assert np.array_equal(untouched, batch.numpy())
+    assert every.shape == batch.shape and every.std(axis=(1, 2, 3)).max() < 0.5 * board.std()
+    changed = (np.abs(half - batch.numpy()).mean(axis=(1, 2, 3)) > 1.0).sum()
+    assert 0 < changed < 16
+    assert np.array_equal(half, low_res_batch(batch, (3, 4), 0.5).numpy())

@@ -210,6 +210,9 @@ def add_training_flags(p: argparse.ArgumentParser, spec: ScriptSpec) -> None:
     g.add_argument("--augment_zoom", type=float, default=RUN_DEFAULTS["augment_zoom"],
                    help="with --is_augmentation: also a random scale change of +- this share (faces seen at "
                         "other sizes and framings, as the demos see them)")
+    g.add_argument("--augment_low_res", type=float, default=RUN_DEFAULTS["augment_low_res"],
+                   help="with --is_augmentation: this share of the images is shrunk to 37.5-100 %% of the input "
+                        "and enlarged back (small faces in photographs, group pictures)")
     _bool(g, "is_dropout", help="Dropout(0.5) after the shared layer and in each head")
     _bool(g, "is_bn", help="BatchNormalization in the shared layer and heads")
     g.add_argument("--weights_decay", type=float, default=RUN_DEFAULTS["weights_decay"],
@@ -357,6 +360,10 @@ def check_method_flags(a, given: set, spec: ScriptSpec, parser: argparse.Argumen
     problems = []
     if a.augment_zoom and not a.is_augmentation:
         problems.append(f"--augment_zoom={a.augment_zoom:g} acts only with --is_augmentation=True")
+    if a.augment_low_res and not a.is_augmentation:
+        problems.append(f"--augment_low_res={a.augment_low_res:g} acts only with --is_augmentation=True")
+    if not 0.0 <= a.augment_low_res <= 1.0:
+        problems.append(f"--augment_low_res={a.augment_low_res:g} is a share of the images, in [0, 1]")
     conv = head_kind(a.model) != "dense"
     if a.is_bn and conv:
         problems.append(f"--is_bn=True: {a.model} has no dense layers to normalise (its trunk has BatchNorm)")

@@ -72,16 +72,33 @@ def affine_rows(theta, tx, ty, scale, height, width):
     return tf.stack([cos, sin, a2, -sin, cos, b2, zero, zero], axis=1)
 
 
-def augment_batch(images, seed, zoom: float = 0.0):
+LOW_RES_FLOOR = 0.375  # the smallest side a low-resolution copy gets, as a share of the input (24 px of 64)
+
+
+def low_res_batch(images, seed, share: float):
+    """A ``share`` of the images shrunk to a random side in [0.375, 1] x the input (area averaging) and
+    enlarged back (bilinear), the path a small face in a photograph takes to the model: a face 30 px
+    wide reads as the same face at 64 px. One side per batch (one resize for all), images drawn per row."""
+    n, side = tf.shape(images)[0], tf.shape(images)[1:3]
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 2)
+    coin = tf.random.stateless_uniform([n], seed=seeds[0]) < share
+    small = tf.cast(tf.round(tf.cast(side, tf.float32) * tf.random.stateless_uniform(
+        [], seed=seeds[1], minval=LOW_RES_FLOOR, maxval=1.0)), tf.int32)
+    blurred = tf.image.resize(tf.image.resize(images, small, method="area"), side, method="bilinear")
+    return tf.where(coin[:, None, None, None], tf.cast(blurred, images.dtype), images)
+
+
+def augment_batch(images, seed, zoom: float = 0.0, low_res: float = 0.0):
     """Rotation +-10 degrees, shift +-10 % and, with ``zoom`` > 0, a scale change of +-``zoom``, one
     affine map per image drawn from the stateless seed pair ``seed``: a batch's augmentation depends on
     its seed alone, so batches augmented in parallel stay reproducible (Keras's random layers keep one
-    seed state that parallel calls race for). The flip is ``flip_batch``: it must see the labels."""
+    seed state that parallel calls race for). With ``low_res`` > 0 that share of the images is also seen
+    at a lower resolution (``low_res_batch``). The flip is ``flip_batch``: it must see the labels."""
     import keras
 
     n = tf.shape(images)[0]
     height, width = tf.cast(tf.shape(images)[1], tf.float32), tf.cast(tf.shape(images)[2], tf.float32)
-    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 4)
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 5)
 
     def uniform(i, limit):
         return tf.random.stateless_uniform([n], seed=seeds[i], minval=-limit, maxval=limit)
@@ -89,8 +106,9 @@ def augment_batch(images, seed, zoom: float = 0.0):
     theta = uniform(0, 10.0 * np.pi / 180.0)
     tx, ty = uniform(1, 0.1) * width, uniform(2, 0.1) * height
     scale = 1.0 + uniform(3, zoom) if zoom > 0 else tf.ones([n])
-    return keras.ops.image.affine_transform(images, affine_rows(theta, tx, ty, scale, height, width),
-                                            interpolation="bilinear", fill_mode="reflect")
+    out = keras.ops.image.affine_transform(images, affine_rows(theta, tx, ty, scale, height, width),
+                                           interpolation="bilinear", fill_mode="reflect")
+    return low_res_batch(out, seeds[4], low_res) if low_res > 0 else out
 
 
 def flip_batch(images, targets: dict, seed, flip_perms: dict):
@@ -233,8 +251,8 @@ def _decode_dataset(paths, batch_size: int, size: int, channels: int):
 
 def make_dataset(paths: np.ndarray, targets: dict, batch_size: int, size: int, channels: int,
                  shuffle: bool = False, seed: int = 0, augment: bool = False, repeat_epoch: int = 0, zoom: float = 0.0,
-                 cache: ImageCache | None = None, shard: tuple | None = None, drop_remainder: bool = False,
-                 flip_perms: dict | None = None):
+                 low_res: float = 0.0, cache: ImageCache | None = None, shard: tuple | None = None,
+                 drop_remainder: bool = False, flip_perms: dict | None = None):
     """A batched ``tf.data.Dataset`` of ``(images, {"<task>_prediction": rows})``.
 
     ``repeat_epoch`` makes the shuffle order depend on the epoch, so a resumed run sees the same order.
@@ -242,6 +260,7 @@ def make_dataset(paths: np.ndarray, targets: dict, batch_size: int, size: int, c
     ``shard=(n, i)`` keeps every n-th sample from the i-th (after the seeded shuffle, so that
     the workers of a distributed run share one order and read disjoint samples).
     ``flip_perms`` (task -> class permutation) says how a horizontal flip changes each task's label.
+    ``zoom`` and ``low_res`` act with ``augment`` (``augment_batch``).
     """
     targets = {f"{t}_prediction": np.asarray(v, np.float32) for t, v in targets.items()}
     source = cache.rows(paths) if cache is not None else np.asarray(paths, str)
@@ -260,7 +279,7 @@ def make_dataset(paths: np.ndarray, targets: dict, batch_size: int, size: int, c
         seeds = tf.data.Dataset.random(seed=seed * 7919 + repeat_epoch).batch(4)  # two stateless pairs a batch
 
         def augment(xy, s):
-            return flip_batch(augment_batch(xy[0], s[2:], zoom), xy[1], s[:2], perms)
+            return flip_batch(augment_batch(xy[0], s[2:], zoom, low_res), xy[1], s[:2], perms)
 
         ds = tf.data.Dataset.zip(ds, seeds).map(augment, num_parallel_calls=PARALLEL)
     return _finish(ds)

@@ -25,6 +25,7 @@ class RunConfig:
     lr: float | None = None
     is_augmentation: bool = False
     augment_zoom: float = 0.0  # with augmentation: random scale change of +- this share
+    augment_low_res: float = 0.0  # with augmentation: share of images seen at a random lower resolution
     is_dropout: bool = False
     is_bn: bool = False
     weights_decay: float = 0.0
