@@ -1,0 +1,102 @@
+"""How far is a photograph's face turned? A geometric yardstick for the pose head's answer.
+
+    python benchmarks/keypoint_yaw.py [--image photo.jpg] [--shared ../shared/data]
+
+BlazeFace's keypoints give a yaw index: the nose tip's horizontal offset from the eyes' midpoint, in
+inter-ocular distances. On Pointing'04's level-head images (tilt 0, pan -45..+45; Gourier et al. 2004)
+the index is printed per pan angle and a line pan = a x index + b is fitted; the photograph's faces
+(default: the demos' astronaut) are then placed on that line, beside what the shipped model says.
+The yardstick tells a model error from a borderline face: Pointing'04's "frontal" bin holds pan 0
+only (|yaw| < 10), so a face turned 15 degrees is rightly "yaw +10..+60". Last, ``--faces`` real
+UTKFace photographs (aligned chips, nearly all frontal by their keypoints) measure the pose head off
+Pointing'04's studio: the share of faces within +-10 degrees by the yardstick that it calls frontal.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import utils  # noqa: E402,F401
+
+
+def yaw_index(keypoints: np.ndarray) -> float:
+    """Nose tip's offset from the eyes' midpoint along x, in inter-ocular distances (BlazeFace order)."""
+    right_eye, left_eye, nose = keypoints[0], keypoints[1], keypoints[2]
+    return float((nose[0] - (right_eye[0] + left_eye[0]) / 2) / np.linalg.norm(left_eye - right_eye))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--image", default=None, help="a photograph (default: the demos' astronaut)")
+    p.add_argument("--model", default=None, help="a .tflite or .keras model (default: the shipped one)")
+    p.add_argument("--faces", type=int, default=300, help="UTKFace photographs for the off-studio check")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--shared", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    a = p.parse_args(argv)
+    import cv2
+    from consistency import on_canvas, read, reading
+
+    from data.sources.pointing04 import NAME
+    from utils.blazeface import BlazeFace
+    from utils.demo import analyze, load_predictor
+    from utils.demo_samples import sample_photo
+    from utils.faces import make_detector
+
+    root = Path(a.shared) / "pointing04_sample"
+    if not root.is_dir():
+        print(f"{root}: Pointing'04 not found (pass --shared)", file=sys.stderr)
+        return 1
+    blazeface, by_pan = BlazeFace("full"), {}
+    for f in sorted(root.rglob("*.jpg")):
+        m = NAME.match(f.stem)
+        if not m or int(m.group(4)) != 0 or abs(int(m.group(5))) > 45:
+            continue
+        found = blazeface(cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB))
+        if found:
+            by_pan.setdefault(int(m.group(5)), []).append(yaw_index(max(found, key=lambda d: d[1])[2]))
+    print("| Pointing'04 pan (tilt 0) | images | yaw index median | min | max |")
+    print("|---:|---:|---:|---:|---:|")
+    for pan, values in sorted(by_pan.items()):
+        v = np.asarray(values)
+        print(f"| {pan:+d} | {len(v)} | {np.median(v):+.3f} | {v.min():+.3f} | {v.max():+.3f} |")
+    pans = np.concatenate([[pan] * len(v) for pan, v in by_pan.items()])
+    slope, intercept = np.polyfit(np.concatenate(list(by_pan.values())), pans, 1)
+    print(f"fit: pan = {slope:.1f} x index {intercept:+.1f} degrees")
+
+    rgb = sample_photo() if a.image is None else cv2.cvtColor(cv2.imread(a.image), cv2.COLOR_BGR2RGB)
+    predictor, detector = load_predictor(weights=a.model), make_detector("blazeface_refine", 30)
+    print(f"\n{a.image or 'the astronaut'}, model {predictor.source}")
+    for image, name in ((rgb, "photo"), (np.ascontiguousarray(rgb[:, ::-1]), "mirror")):
+        for face in blazeface(image):
+            x, y, w, h = face[0]
+            index = yaw_index(face[2])
+            centre = (x + w / 2, y + h / 2)
+            rec = next((r for r in analyze(image, predictor, detector)
+                        if r["box"][0] <= centre[0] <= r["box"][0] + r["box"][2]
+                        and r["box"][1] <= centre[1] <= r["box"][1] + r["box"][3]), None)
+            said = "not found by the demo" if rec is None or "pose" not in rec else ", ".join(
+                f"{k} {v:.2f}" for k, v in sorted(rec["pose"]["probs"].items(), key=lambda kv: -kv[1])[:3])
+            print(f"{name}: face at ({x:.0f}, {y:.0f}) index {index:+.3f} -> pan {slope * index + intercept:+.0f} "
+                  f"degrees; the model: {said}")
+
+    files = sorted((Path(a.shared) / "utkface_sample" / "UTKFace").glob("*.jpg"))
+    picks = np.random.default_rng(a.seed).choice(len(files), min(a.faces, len(files)), replace=False)
+    said = []
+    for i in picks:
+        image, boxes = on_canvas([read(files[i])], 200, 1)
+        found, rec = blazeface(image), reading(analyze(image, predictor, detector), boxes[0])
+        if found and rec is not None and abs(slope * yaw_index(max(found, key=lambda d: d[1])[2]) + intercept) < 10:
+            said.append(rec["pose"]["label"])
+    labels, counts = np.unique(said, return_counts=True)
+    print(f"\n{len(said)} of {len(picks)} UTKFace photographs within +-10 degrees by their keypoints; the model says "
+          + ", ".join(f"{k} {c / len(said):.2f}" for k, c in sorted(zip(labels, counts), key=lambda kv: -kv[1])))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
