@@ -52,7 +52,7 @@ def import_tensorflow_quietly():
 from models.registry import BACKBONES, WeightsError  # noqa: E402
 
 __all__ = ["BACKBONES", "ModelSpec", "WeightsError", "build_net", "feature_model", "import_tensorflow_quietly",
-           "load_model", "trunk_layers"]
+           "load_model", "shift_logits", "trunk_layers"]
 
 
 def load_model(path):
@@ -65,7 +65,7 @@ def load_model(path):
 
 
 def __getattr__(name):
-    if name in ("ModelSpec", "build_net", "feature_model", "trunk_layers"):
+    if name in ("ModelSpec", "build_net", "feature_model", "shift_logits", "trunk_layers"):
         from models import net
 
         return getattr(net, name)

@@ -177,6 +177,23 @@ def load_matching_weights(model: keras.Model, path: str) -> int:
     return copied
 
 
+def shift_logits(model: keras.Model, task: str, offsets) -> None:
+    """Add ``offsets`` (one per class) to ``task``'s logits, in place: to the bias of the head's last layer
+    (``<task>_conv`` before its global average pool, or the dense ``<task>``), so that every copy and
+    export of the model carries them. Heads whose logits pass through a label embedding have no such bias."""
+    import numpy as np
+
+    names = {layer.name for layer in model.layers}
+    if f"{task}_proj" in names or not ({f"{task}_conv", task} & names):
+        raise WeightsError(f"the model has no plain softmax head '{task}' whose last bias could carry the offsets")
+    layer = model.get_layer(f"{task}_conv" if f"{task}_conv" in names else task)
+    kernel, bias = layer.get_weights()
+    offsets = np.asarray(offsets, bias.dtype)
+    if offsets.shape != bias.shape:
+        raise WeightsError(f"'{task}': {len(offsets)} offsets for {len(bias)} classes")
+    layer.set_weights([kernel, bias + offsets])
+
+
 def feature_model(model: keras.Model, tasks) -> keras.Model:
     """Model with outputs ``<task>_features``, ``<task>_logits``, ``<task>_probs`` per task."""
     outputs = {}

@@ -1,4 +1,5 @@
-"""Calibrated confidences: expected calibration error and temperature scaling (Guo et al., ICML 2017).
+"""Calibrated confidences: expected calibration error, temperature scaling (Guo et al., ICML 2017) and
+the logit offsets of a prior shift (``prior_offsets``).
 
 A softmax head's probabilities ``p`` are recalibrated as ``softmax(log p / T)`` with one temperature per
 task, fitted on validation rows by minimising the negative log-likelihood (T > 1 softens an
@@ -42,3 +43,19 @@ def ece(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
         if rows.any():
             total += rows.mean() * abs(hit[rows].mean() - conf[rows].mean())
     return float(total)
+
+
+def prior_offsets(counts, class_balance_power: float = 0.0) -> np.ndarray:
+    """Logit offsets that move a head's answers from its training prior to a uniform one.
+
+    A classifier fitted to rows with class prior pi learns p(y | x) proportional to p(x | y) pi(y); adding
+    -log pi(y) to its logits answers as if every class were equally likely (Saerens et al., Neural
+    Computation 2002; Menon et al., ICLR 2021, sec. 4, post-hoc logit adjustment with tau = 1). The prior
+    the loss saw is the training rows' class counts n_c weighted by the class balance ``(1 / n_c) **
+    power`` (``utils.targets.class_weights``): pi ~ n_c ** (1 - power). Offsets are centred (they sum to 0).
+    """
+    counts = np.asarray(counts, np.float64)
+    if counts.ndim != 1 or (counts <= 0).any():
+        raise ValueError(f"every class needs training rows for its prior; counts {counts.astype(int).tolist()}")
+    log_prior = (1.0 - class_balance_power) * np.log(counts / counts.sum())
+    return -(log_prior - log_prior.mean())

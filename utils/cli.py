@@ -17,6 +17,7 @@ from models.registry import BACKBONES
 from utils.engine.config import RunConfig
 from utils.pseudo_labels import PseudoConfig
 from utils.registries import MISSING_TASKS, WEIGHTINGS
+from utils.targets import BALANCE_POWER
 from utils.tasks import AGE_KINDS, TASK_SPECS, TASK_TYPE_CODES, TASKS
 
 RUN_DEFAULTS = {f.name: f.default for f in fields(RunConfig)}  # the defaults live in RunConfig only
@@ -162,7 +163,7 @@ def add_data_flags(p: argparse.ArgumentParser, spec: ScriptSpec) -> None:
     g.add_argument("--label_smoothing", type=float, default=RUN_DEFAULTS["label_smoothing"],
                    help="classification tasks: true one-hot targets become (1 - eps) onehot + eps / K "
                         "(Szegedy et al. 2016)")
-    g.add_argument("--class_balance", default=RUN_DEFAULTS["class_balance"], choices=("none", "sqrt", "inverse"),
+    g.add_argument("--class_balance", default=RUN_DEFAULTS["class_balance"], choices=tuple(BALANCE_POWER),
                    help="classification tasks: weigh each true label by (mean count / its class count) to this "
                         "power (sqrt: 0.5, inverse: 1), so rare classes (FER2013's disgust) weigh more")
     g.add_argument("--age_sigma", type=float, default=RUN_DEFAULTS["age_sigma"],

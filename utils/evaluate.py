@@ -92,24 +92,16 @@ def evaluate(net, config: dict, dataset: str, split: str = "test", tasks=None, d
                             kind_of(table.info.vocab[t]).name) for t in wanted}, table
 
 
-def predictions(net, config: dict, dataset: str, split: str = "test", tasks=None, data_dir=None,
-                batch_size: int = 128, bn_stats: str = "auto", progress: bool = False, flip: bool = False) -> tuple:
-    """``({task: (N, C) outputs}, table, tasks)`` of ``net`` on ``dataset``'s rows of ``split``.
-
-    ``bn_stats``: ``saved`` normalises with the BatchNorm statistics stored in the model; ``own``
-    re-estimates them on 1,024 of the dataset's training rows first, as an alternating run with
-    ``--bn_stats per_dataset`` evaluates its datasets; ``auto`` = ``own`` for such runs, else ``saved``.
-    ``flip``: average each output with the output on the mirror image (test-time flip; a flip permutes
-    the yaw bins and negates yaw and roll, ``utils.tasks.flip_permutations``).
-    """
+def select_rows(heads: dict, config: dict, dataset: str, split: str = "test", tasks=None, data_dir=None) -> tuple:
+    """``(table, train, tasks)``: ``dataset``'s rows of ``split`` for a model with ``heads`` (task -> width),
+    the dataset's training rows (its own run's training part, else its ``train`` rows or all of it) and
+    the tasks to evaluate. A run's own datasets are split exactly as the run split them."""
     import numpy as np
     import pandas as pd
 
     from utils.datasets import csv_path_for, load_table, split_indices
-    from utils.evaluation import predict, predict_table
     from utils.tasks import TASKS, dataset_info
 
-    heads = {k.removesuffix("_prediction"): int(v.shape[-1]) for k, v in net.output.items()}
     csv = csv_path_for(dataset, data_dir)
     columns = pd.read_csv(csv, nrows=0).columns if csv.is_file() else None  # an unknown dataset: its columns
     info = dataset_info(Path(dataset).stem.replace("_cleaned", ""), columns)
@@ -156,6 +148,25 @@ def predictions(net, config: dict, dataset: str, split: str = "test", tasks=None
         table = table.subset(parts["test" if split == "valid" else split])
     train = train if train is not None else (whole.subset(np.flatnonzero(whole.split == "train"))
                                              if whole.split is not None and (whole.split == "train").any() else whole)
+    return table, train, wanted
+
+
+def predictions(net, config: dict, dataset: str, split: str = "test", tasks=None, data_dir=None,
+                batch_size: int = 128, bn_stats: str = "auto", progress: bool = False, flip: bool = False) -> tuple:
+    """``({task: (N, C) outputs}, table, tasks)`` of ``net`` on ``dataset``'s rows of ``split``.
+
+    ``bn_stats``: ``saved`` normalises with the BatchNorm statistics stored in the model; ``own``
+    re-estimates them on 1,024 of the dataset's training rows first, as an alternating run with
+    ``--bn_stats per_dataset`` evaluates its datasets; ``auto`` = ``own`` for such runs, else ``saved``.
+    ``flip``: average each output with the output on the mirror image (test-time flip; a flip permutes
+    the yaw bins and negates yaw and roll, ``utils.tasks.flip_permutations``).
+    """
+    import numpy as np
+
+    from utils.evaluation import predict, predict_table
+
+    heads = {k.removesuffix("_prediction"): int(v.shape[-1]) for k, v in net.output.items()}
+    table, train, wanted = select_rows(heads, config, dataset, split, tasks, data_dir)
     from utils.pipelines import ImageCache
 
     _, size, _, channels = net.input_shape

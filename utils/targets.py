@@ -43,6 +43,9 @@ def smooth_years(rows: np.ndarray, sigma: float) -> np.ndarray:
     return rows
 
 
+BALANCE_POWER = {"none": 0.0, "sqrt": 0.5, "inverse": 1.0}  # --class_balance -> the power of class_weights
+
+
 def class_weights(labels: np.ndarray, n_classes: int, power: float) -> np.ndarray:
     """Per-class weights ``(mean count / count_c) ** power`` over the labelled rows (-1 ignored), rescaled so
     that the labelled rows' mean weight is 1 (the loss keeps its scale); classes without rows get 1."""

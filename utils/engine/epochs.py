@@ -15,12 +15,12 @@ class EpochData:
 
     def true_label_weights(self) -> dict:
         """task -> per-class weights of true labels for --class_balance / --label_smoothing (classes only)."""
-        from utils.targets import class_weights
+        from utils.targets import BALANCE_POWER, class_weights
 
         cfg = self.cfg
         if cfg.class_balance == "none" and not cfg.label_smoothing:
             return {}
-        power = {"none": 0.0, "sqrt": 0.5, "inverse": 1.0}[cfg.class_balance]
+        power = BALANCE_POWER[cfg.class_balance]
         out = {}
         for t, h in self.heads.items():
             if h.kind.name == "classes":
