@@ -51,6 +51,9 @@ def main(argv=None) -> int:
     if not root.is_dir():
         print(f"{root}: Pointing'04 not found (pass --shared)", file=sys.stderr)
         return 1
+    if a.image is not None and not Path(a.image).is_file():
+        print(f"{a.image}: no such file", file=sys.stderr)
+        return 1
     blazeface, by_pan = BlazeFace("full"), {}
     for f in sorted(root.rglob("*.jpg")):
         m = NAME.match(f.stem)
@@ -68,7 +71,11 @@ def main(argv=None) -> int:
     slope, intercept = np.polyfit(np.concatenate(list(by_pan.values())), pans, 1)
     print(f"fit: pan = {slope:.1f} x index {intercept:+.1f} degrees")
 
-    rgb = sample_photo() if a.image is None else cv2.cvtColor(cv2.imread(a.image), cv2.COLOR_BGR2RGB)
+    bgr = None if a.image is None else cv2.imread(a.image)
+    if a.image is not None and bgr is None:
+        print(f"{a.image}: not a readable image", file=sys.stderr)
+        return 1
+    rgb = sample_photo() if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     predictor, detector = load_predictor(weights=a.model), make_detector("blazeface_refine", 30)
     print(f"\n{a.image or 'the astronaut'}, model {predictor.source}")
     for image, name in ((rgb, "photo"), (np.ascontiguousarray(rgb[:, ::-1]), "mirror")):
