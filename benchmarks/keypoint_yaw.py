@@ -79,13 +79,11 @@ def main(argv=None) -> int:
     predictor, detector = load_predictor(weights=a.model), make_detector("blazeface_refine", 30)
     print(f"\n{a.image or 'the astronaut'}, model {predictor.source}")
     for image, name in ((rgb, "photo"), (np.ascontiguousarray(rgb[:, ::-1]), "mirror")):
+        records = analyze(image, predictor, detector)
         for face in blazeface(image):
             x, y, w, h = face[0]
             index = yaw_index(face[2])
-            centre = (x + w / 2, y + h / 2)
-            rec = next((r for r in analyze(image, predictor, detector)
-                        if r["box"][0] <= centre[0] <= r["box"][0] + r["box"][2]
-                        and r["box"][1] <= centre[1] <= r["box"][1] + r["box"][3]), None)
+            rec = reading(records, face[0])  # the demo's record of this face
             said = "not found by the demo" if rec is None or "pose" not in rec else ", ".join(
                 f"{k} {v:.2f}" for k, v in sorted(rec["pose"]["probs"].items(), key=lambda kv: -kv[1])[:3])
             print(f"{name}: face at ({x:.0f}, {y:.0f}) index {index:+.3f} -> pan {slope * index + intercept:+.0f} "

@@ -359,10 +359,9 @@ def check_method_flags(a, given: set, spec: ScriptSpec, parser: argparse.Argumen
     from models.registry import head_kind
 
     problems = []
-    if a.augment_zoom and not a.is_augmentation:
-        problems.append(f"--augment_zoom={a.augment_zoom:g} acts only with --is_augmentation=True")
-    if a.augment_low_res and not a.is_augmentation:
-        problems.append(f"--augment_low_res={a.augment_low_res:g} acts only with --is_augmentation=True")
+    for flag in ("augment_zoom", "augment_low_res"):  # parts of the augmentation
+        if getattr(a, flag) and not a.is_augmentation:
+            problems.append(f"--{flag}={getattr(a, flag):g} acts only with --is_augmentation=True")
     if not 0.0 <= a.augment_low_res <= 1.0:
         problems.append(f"--augment_low_res={a.augment_low_res:g} is a share of the images, in [0, 1]")
     conv = head_kind(a.model) != "dense"

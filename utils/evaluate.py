@@ -92,6 +92,11 @@ def evaluate(net, config: dict, dataset: str, split: str = "test", tasks=None, d
                             kind_of(table.info.vocab[t]).name) for t in wanted}, table
 
 
+def head_widths(net) -> dict:
+    """task -> output width of each ``<task>_prediction`` head of a Keras model or ``TFLiteModel``."""
+    return {k.removesuffix("_prediction"): int(v.shape[-1]) for k, v in net.output.items()}
+
+
 def select_rows(heads: dict, config: dict, dataset: str, split: str = "test", tasks=None, data_dir=None) -> tuple:
     """``(table, train, tasks)``: ``dataset``'s rows of ``split`` for a model with ``heads`` (task -> width),
     the dataset's training rows (its own run's training part, else its ``train`` rows or all of it) and
@@ -165,8 +170,7 @@ def predictions(net, config: dict, dataset: str, split: str = "test", tasks=None
 
     from utils.evaluation import predict, predict_table
 
-    heads = {k.removesuffix("_prediction"): int(v.shape[-1]) for k, v in net.output.items()}
-    table, train, wanted = select_rows(heads, config, dataset, split, tasks, data_dir)
+    table, train, wanted = select_rows(head_widths(net), config, dataset, split, tasks, data_dir)
     from utils.pipelines import ImageCache
 
     _, size, _, channels = net.input_shape

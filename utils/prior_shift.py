@@ -47,7 +47,7 @@ def main(argv=None) -> int:
         import_tensorflow_quietly()
         from models import shift_logits
         from utils.calibration import prior_offsets
-        from utils.evaluate import load_model_and_config, select_rows
+        from utils.evaluate import head_widths, load_model_and_config, select_rows
         from utils.targets import BALANCE_POWER
 
         net, config, _ = load_model_and_config(None, a.model)
@@ -56,7 +56,7 @@ def main(argv=None) -> int:
         source = next((name for name, tasks in config.get("datasets", []) if a.task in tasks), None)
         if source is None:
             raise DataError(f"{a.model}: its config.json names no training dataset that labels '{a.task}'")
-        heads = {k.removesuffix("_prediction"): int(v.shape[-1]) for k, v in net.output.items()}
+        heads = head_widths(net)
         train, _, _ = select_rows(heads, config, source, "train", [a.task], a.data_dir)
         labels = train.labels[a.task]
         counts = np.bincount(labels[labels >= 0], minlength=heads[a.task])
