@@ -54,6 +54,7 @@ def test_stl_run_writes_a_complete_run_folder(toy_root, tmp_path):
     run = only_run(tmp_path, "STL_general_train")
     for name in ("config.json", "metrics.csv", "best.keras", "last.keras", "test_metrics.json"):
         assert (run / name).is_file(), name
+    assert [p.name for p in run.glob("checkpoint-*.keras")] == ["checkpoint-001.keras"]  # older ones removed
     assert os.listdir(run / "tensorboard")
     for stem in ("epoch_001_emotion", "epoch_002_emotion", "test_emotion"):
         assert (run / "confusion" / f"{stem}.txt").is_file() and (run / "confusion" / f"{stem}.png").is_file()

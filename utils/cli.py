@@ -203,6 +203,8 @@ def add_training_flags(p: argparse.ArgumentParser, spec: ScriptSpec) -> None:
                    help="epochs without improvement before the learning rate drops 10x")
     g.add_argument("--early_stopping_patience", type=int, default=RUN_DEFAULTS["early_stopping_patience"],
                    help="default: 2 x patience")
+    _bool(g, "keep_checkpoints", help="keep every epoch's checkpoint-NNN.keras, not only the last (for weight "
+          "averaging: utils/average_weights.py)")
     g.add_argument("--monitor", default=RUN_DEFAULTS["monitor"], choices=("val_loss", "val_acc", "val_score"),
                    help="what picks the best checkpoint and drives the plateau: the summed validation loss, the "
                         "mean accuracy, or the mean skill over tasks (0 at chance, 1 perfect: every task weighs "
@@ -314,7 +316,7 @@ def normalise_argv(argv: list, parser: argparse.ArgumentParser) -> list:
 
 
 RESUMABLE = {"epoch", "rounds", "patience", "early_stopping_patience", "data_dir", "cache_mb", "disk_cache",
-             "image_check", "skip_bad_images"}  # flags a resumed run may change (recorded in its config.json)
+             "image_check", "skip_bad_images", "keep_checkpoints"}  # flags a resumed run may change (recorded)
 
 
 def given_flags(tokens: list, parser: argparse.ArgumentParser) -> set:

@@ -27,12 +27,13 @@ def _split(state: dict) -> tuple:
     return {k: v for k, v in state.items() if k not in arrays}, arrays
 
 
-def save_checkpoint(run, net, optimizer, epoch: int, row: dict, is_best: bool, parts: dict) -> None:
+def save_checkpoint(run, net, optimizer, epoch: int, row: dict, is_best: bool, parts: dict,
+                    keep: bool = False) -> None:
     """Persist one finished epoch so that a killed run resumes after it.
 
     Order: weights, optimizer and part states under epoch-numbered names, the metrics row, then
     ``state.json`` (atomic rename) pointing at them. A crash before the rename leaves the previous
-    state intact; older checkpoints are removed only afterwards.
+    state intact; older checkpoints are removed only afterwards (their networks stay with ``keep``).
     """
     from utils.run_dir import atomic_link, atomic_save_model, atomic_save_npz
 
@@ -52,7 +53,7 @@ def save_checkpoint(run, net, optimizer, epoch: int, row: dict, is_best: bool, p
     row["seconds_checkpoint"] = round(time.time() - t0, 2)
     run.append_metrics(row)
     run.write_json("state.json", {"epoch": epoch, "checkpoint": ckpt, "arrays": arrays_file, "parts": values})
-    for old in list(path.glob("checkpoint-*.keras")) + list(path.glob("state-*.npz")):
+    for old in ([] if keep else list(path.glob("checkpoint-*.keras"))) + list(path.glob("state-*.npz")):
         if old.name not in (ckpt, arrays_file):
             old.unlink()
 

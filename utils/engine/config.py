@@ -56,6 +56,7 @@ class RunConfig:
     lr_schedule: str = "plateau"  # plateau (10x drops, --patience) | cosine (to 0 over the run, per step)
     patience: int = 5
     early_stopping_patience: int | None = None
+    keep_checkpoints: bool = False  # keep every epoch's network (weight averaging: utils/average_weights.py)
     monitor: str = "val_loss"
     n_splits: int = 5
     fold: int = 0

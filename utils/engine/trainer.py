@@ -294,7 +294,8 @@ class Trainer:
                      "rounds" if cfg.mode == "alternating" else "epochs")
             self.lr = new_lr
             self.learner.optimizer.learning_rate.assign(new_lr)
-        save_checkpoint(self.run, self.net, self.learner.optimizer, epoch, row, is_best, self.parts)
+        save_checkpoint(self.run, self.net, self.learner.optimizer, epoch, row, is_best, self.parts,
+                        cfg.keep_checkpoints)
         if stop:
             log.info("  early stopping after epoch %d: no improvement for %d %s", epoch + 1,
                      self.plateau.stop_patience, "rounds" if cfg.mode == "alternating" else "epochs")
