@@ -120,8 +120,10 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     net.save(out / "model.keras")
     config = {k: v for k, v in config.items() if k != "temperatures"}
+    from utils.run_dir import code_version
+
     config["averaged_from"] = {"models": [str(m) for m in a.models], "batchnorm": a.batchnorm,
-                               "batchnorm_images": images}
+                               "batchnorm_images": images, "code": code_version()}
     (out / "config.json").write_text(json.dumps(config, indent=1))
     print(f"averaged {len(a.models)} models (BatchNorm: {a.batchnorm}"
           f"{f', {images} training images' if images else ''}) -> {out / 'model.keras'}")
