@@ -279,3 +279,32 @@ def test_class_balance_and_label_smoothing_act_on_true_labels_only(toy_root, tmp
     np.testing.assert_allclose(rows.sum(1), expected, rtol=1e-5)  # each row weighs its class's weight
     np.testing.assert_allclose(rows.min(1), expected * 0.1 / 7, rtol=1e-5)  # smoothed: eps / K off the label
     assert not targets["emotion"][len(emotion):].any()  # pose faces: still masked
+
+
+def test_precise_bn_replaces_the_moving_averages_and_leaves_training_alone(toy_root, tmp_path):
+    """--precise_bn: the saved model carries statistics estimated on the training images; the weights that
+    training learns are the same as without it (BatchNorm trains on batch statistics either way)."""
+    from models import load_model
+    from utils.engine.batchnorm import BN_BATCH, BatchNormStats, joint_sample
+    from utils.pipelines import image_dataset
+
+    nets = {}
+    for name, extra in (("moving", []), ("precise", ["--precise_bn"])):
+        t = Trainer(parse_config("CONFUSION_EP_multitask", [
+            "--dataset_emotion=toy_emotion", "--dataset_pose=toy_pose", "--epoch=2", "--limit=64", *FAST,
+            "--is_augmentation=True", f"--data_dir={toy_root}", f"--output_dir={tmp_path}", f"--run_name={name}",
+            *extra]))
+        t.fit()
+        nets[name] = load_model(tmp_path / "CONFUSION_EP_multitask" / name / "last.keras")
+    moving, precise = nets["moving"], nets["precise"]
+    for a, b in zip(moving.trainable_weights, precise.trainable_weights):
+        np.testing.assert_allclose(np.array(a), np.array(b), rtol=1e-5, atol=1e-6)
+    bn_moving, bn_precise = BatchNormStats(moving), BatchNormStats(precise)
+    assert not np.allclose(bn_moving.get()[0][0], bn_precise.get()[0][0])
+    sample = joint_sample([sp.train.paths for sp in t.splits], t.cfg.seed)
+    size, channels = moving.input_shape[1], moving.input_shape[3]
+    expected = bn_moving.estimate(image_dataset(sample, BN_BATCH, size, channels, t.cache))
+    for (m, v), (em, ev) in zip(bn_precise.get(), expected):  # the population statistics of the training mix
+        np.testing.assert_allclose(m, em, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(v, ev, rtol=1e-4, atol=1e-4)
+    assert "(precise BN)" in t.cfg.method_name()

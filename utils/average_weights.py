@@ -60,7 +60,7 @@ def average_models(paths: list):
 def recompute_batchnorm(net, config: dict, data_dir=None) -> int:
     """Estimate ``net``'s BatchNorm statistics afresh on its run's training images; returns the images used
     (0 when the model has no BatchNorm)."""
-    from utils.engine.batchnorm import BN_BATCH, BN_SAMPLE, BatchNormStats, pooled, sample_paths
+    from utils.engine.batchnorm import BN_BATCH, BN_SAMPLE, BatchNormStats, joint_sample, pooled, sample_paths
     from utils.evaluate import head_widths, select_rows
     from utils.pipelines import ImageCache, image_dataset
 
@@ -79,7 +79,7 @@ def recompute_batchnorm(net, config: dict, data_dir=None) -> int:
                                          ImageCache(paths, int(size), int(channels))))
 
     if config.get("mode") == "joint":  # joint batches mix the datasets in proportion to their sizes
-        sample = sample_paths(np.concatenate(trains), BN_SAMPLE * len(trains), seed)
+        sample = joint_sample(trains, seed)
         bn.set(statistics(sample))
         return len(sample)
     samples = [sample_paths(paths, BN_SAMPLE, seed) for paths in trains]

@@ -228,6 +228,8 @@ def add_training_flags(p: argparse.ArgumentParser, spec: ScriptSpec) -> None:
     g.add_argument("--bn_stats", default=RUN_DEFAULTS["bn_stats"], choices=("per_dataset", "mixed", "moving"),
                    help="alternating runs: BatchNorm statistics that evaluate / pseudo-label each dataset "
                         "(utils/engine/batchnorm.py)")
+    _bool(g, "precise_bn", help="joint and single-task epochs: after each epoch, BatchNorm statistics estimated on "
+          "un-augmented training images (mixed as the batches mix them) instead of the moving averages")
     g.add_argument("--seed", type=int, default=RUN_DEFAULTS["seed"])
     g.add_argument("--resume", default=None, metavar="RUN_DIR",
                    help="continue an interrupted run from its last finished epoch (its own config is used)")

@@ -41,6 +41,7 @@ class RunConfig:
     weighting_lr: float = 0.025  # step size of the strategy's own parameters
     cross_stitch: bool = True
     bn_stats: str = "per_dataset"  # alternating runs: per_dataset | mixed | moving (engine/batchnorm.py)
+    precise_bn: bool = False  # joint epochs: BatchNorm statistics estimated on training images, not moving averages
     cache_mb: int = 3072  # decoded images above this many MB are cached on disk instead (disk_cache)
     disk_cache: bool = True
     plot_pseudo: bool = False  # weight histograms and t-SNE of pseudo labels per epoch
@@ -84,6 +85,7 @@ class RunConfig:
 
         p = self.pseudo
         kind = " (pose in degrees)" if self.pose_kind == "degrees" and "pose" in self.tasks else ""
+        kind += " (precise BN)" if self.precise_bn else ""
         if self.mode == "stl":
             return f"STL ({'+'.join(t for _, ts in self.datasets for t in ts)}){kind}"
         label = strategy_for(p).label(self.mode)

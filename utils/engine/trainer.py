@@ -267,7 +267,7 @@ class Trainer:
         check_finite(hist, epoch, phase, self.run.path)
         timing["seconds_fit"], t1 = time.time() - t1, time.time()
         alternated = cfg.mode == "alternating" and self.schedule.phase(epoch) != "joint"
-        self.probe.refresh(cfg.bn_stats if alternated else None)
+        self.probe.refresh(cfg.bn_stats if alternated else "joint" if cfg.precise_bn else None)
         timing["seconds_bn"], t1 = time.time() - t1, time.time()
         val = self.probe.evaluate([sp.valid for sp in self.splits], self.heads)
         value = self.monitored(val)
