@@ -31,6 +31,7 @@ LABELS = {"stl": "STL", "all_in_one": "All-in-one", "naive_alternation": "naive 
           "lel_ltn": "LEL-LTN", "dcn_ap": "DCN-AP", "rlw": "RLW", "mtl_sa_hard_conf": "MTL-SA hard, confidence only",
           "mtl_sa_hard_dens": "MTL-SA hard, density only", "mtl_sa_hard_dist": "MTL-SA hard, distribution only"}
 PRIMARY = ("mtl_sa_hard", "dml_lwf")
+BN_OWN = "test_metrics_bn_own.json"  # written by benchmarks/study_bn_check.py
 
 
 def label(method: str) -> str:
@@ -41,8 +42,9 @@ def label(method: str) -> str:
     return LABELS.get(method, method)
 
 
-def load(folder: Path) -> dict:
-    """method -> seed -> {"test": test metrics per task, "metrics": metrics.csv rows} for one setting/budget."""
+def load(folder: Path, prefer: str | None = None) -> dict:
+    """method -> seed -> {"test": test metrics per task, "metrics": metrics.csv rows} for one setting/budget;
+    ``prefer``: a file name whose test metrics replace test_metrics.json's where a run has it."""
     import pandas as pd
 
     runs = defaultdict(dict)
@@ -50,6 +52,8 @@ def load(folder: Path) -> dict:
         method, seed = test.parent.name.rsplit("-seed", 1)
         method = "stl" if method.startswith("stl_") else method
         rec = runs[method].setdefault(int(seed), {"test": {}, "metrics": []})
+        if prefer and (test.parent / prefer).is_file():
+            test = test.parent / prefer
         rec["test"].update(json.loads(test.read_text())["test"])
         rec["metrics"].append(pd.read_csv(test.parent / "metrics.csv"))
     return runs
@@ -352,6 +356,14 @@ def main(argv=None) -> int:
         runs = budgets[main_rounds]
         md += [f"## {setting}: {main_rounds} rounds", "", *results_table(runs), "", *contrast_lines(runs), "",
                *gate_lines(runs), ""]
+        main_folder = study / setting / f"r{main_rounds}"
+        if any(main_folder.glob(f"runs/*/*/{BN_OWN}")):  # benchmarks/study_bn_check.py
+            own = load(main_folder, prefer=BN_OWN)
+            md += [f"### {setting}, {main_rounds} rounds: every run tested with per-dataset BatchNorm statistics", "",
+                   "A check added after the study (`benchmarks/study_bn_check.py`): alternating runs are tested under "
+                   "statistics estimated on each dataset's own training images, joint and single-task runs under "
+                   "their moving averages. Here the joint and single-task runs are tested as the alternating ones "
+                   "are; the alternating rows are unchanged.", "", *results_table(own), "", *contrast_lines(own), ""]
         plot = out / f"pseudo_accuracy_{setting}.png"
         md += [f"Pseudo labels against the hidden true labels (last round, per part they are made on): `{plot.name}`",
                "",

@@ -86,3 +86,19 @@ def test_the_secondary_family_holds_the_pre_registered_methods_only(tmp_path):
     text = "\n".join(sr.contrast_lines(sr.load(tmp_path)))
     assert "Holm-corrected over 3 comparisons" in text  # DML-LWF, MTL-SA hard, the chosen weighting
     assert "confidence only" not in text and "[pcgrad]" not in text and "[dwa], chosen" in text
+
+
+def test_per_dataset_statistics_records_replace_a_runs_test_where_present(tmp_path):
+    """benchmarks/study_bn_check.py's files: load(prefer=...) reads them for the runs that have one only."""
+    for seed in (1, 2):
+        record(tmp_path, "stl_age", seed, 10.0, 0.8, 0.5)
+        record(tmp_path, "dml_lwf", seed, 11.0, 0.72, 0.45)
+    own = {"age": {"mae": 8.0}, "gender": {"acc": 0.8}, "race": {"balanced_acc": 0.5, "acc": 0.55}}
+    for seed in (1, 2):  # STL better under its own statistics; DML-LWF (alternating) has no such file
+        (tmp_path / "runs" / "X" / f"stl_age-seed{seed}" / sr.BN_OWN).write_text(json.dumps({"test": own}))
+    saved, per_dataset = sr.load(tmp_path), sr.load(tmp_path, prefer=sr.BN_OWN)
+    assert sr.stl_reference(saved)["age"] == pytest.approx(10.0)
+    assert sr.stl_reference(per_dataset)["age"] == pytest.approx(8.0)
+    assert per_dataset["dml_lwf"][1]["test"] == saved["dml_lwf"][1]["test"]
+    assert sr.delta_m(per_dataset["dml_lwf"][1]["test"], sr.stl_reference(per_dataset)) == pytest.approx(
+        (-(11 - 8) / 8 * 100 - 10 - 10) / 3)
