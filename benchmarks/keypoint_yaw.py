@@ -10,6 +10,8 @@ The yardstick tells a model error from a borderline face: Pointing'04's "frontal
 only (|yaw| < 10), so a face turned 15 degrees is rightly "yaw +10..+60". Last, ``--faces`` real
 UTKFace photographs (aligned chips, nearly all frontal by their keypoints) measure the pose head off
 Pointing'04's studio: the share of faces within +-10 degrees by the yardstick that it calls frontal.
+Where the AFLW2000-3D sample is present (photographs with yaw and pitch from a fitted 3D face model;
+Zhu et al., CVPR 2016), both the yardstick and the pose head are read against that ground truth.
 """
 from __future__ import annotations
 
@@ -100,7 +102,47 @@ def main(argv=None) -> int:
     labels, counts = np.unique(said, return_counts=True)
     print(f"\n{len(said)} of {len(picks)} UTKFace photographs within +-10 degrees by their keypoints; the model says "
           + ", ".join(f"{k} {c / len(said):.2f}" for k, c in sorted(zip(labels, counts), key=lambda kv: -kv[1])))
+    aflw2000(Path(a.shared) / "aflw2000_sample", blazeface, predictor, detector, (slope, intercept))
     return 0
+
+
+def aflw2000(root: Path, blazeface, predictor, detector, fit: tuple) -> None:
+    """The yardstick and the pose head against AFLW2000-3D's fitted yaw, one photograph per row."""
+    import cv2
+
+    from data.sources.aflw2000 import read_pose
+    from utils.demo import analyze
+    from utils.tasks import POSE5, yaw_to_pose
+
+    mats = sorted(root.glob("image*.mat"))
+    if not mats:
+        print(f"\n{root}: no AFLW2000-3D sample; its ground-truth check is skipped")
+        return
+    from consistency import reading
+
+    print("\n| AFLW2000-3D photograph | yaw | pitch | true bin | yardstick | the model |")
+    print("|---|---:|---:|---|---:|---|")
+    right = near = yard_right = n = 0
+    errors = []
+    for mat in mats:
+        pitch, yaw, _, _ = read_pose(mat)
+        image = cv2.cvtColor(cv2.imread(str(mat.with_suffix(".jpg"))), cv2.COLOR_BGR2RGB)
+        found = blazeface(image)
+        face = max(found, key=lambda d: d[0][2] * d[0][3]) if found else None
+        rec = reading(analyze(image, predictor, detector), face[0]) if face is not None else None
+        truth = POSE5[yaw_to_pose(yaw)]
+        if rec is None or "pose" not in rec:
+            print(f"| {mat.stem} | {yaw:+.0f} | {pitch:+.0f} | {truth} | - | not found |")
+            continue
+        est = fit[0] * yaw_index(face[2]) + fit[1]
+        said = rec["pose"]["label"]
+        n, right = n + 1, right + (said == truth)
+        yard_right += POSE5[yaw_to_pose(est)] == truth
+        errors.append(abs(est - yaw))
+        near += said != truth and min(abs(yaw - edge) for edge in (-60, -10, 10, 60)) < 5
+        print(f"| {mat.stem} | {yaw:+.0f} | {pitch:+.0f} | {truth} | {est:+.0f} | {said} {rec['pose']['prob']:.2f} |")
+    print(f"the model: {right} of {n} in the true bin ({near} of the misses within 5 degrees of a bin edge); "
+          f"the yardstick: {yard_right} of {n}, median yaw error {np.median(errors):.0f} degrees")
 
 
 if __name__ == "__main__":

@@ -16,15 +16,21 @@ from data.sources.common import Report, landmark_crop, read_image, save_crop, wr
 from utils.tasks import yaw_to_pose
 
 
+def read_pose(mat: Path) -> tuple:
+    """``(pitch, yaw, roll in degrees, 68 x 2 landmarks)`` of one ``.mat``; KeyError / ValueError /
+    IndexError / OSError when it has no ``Pose_Para`` or ``pt3d_68``."""
+    meta = scipy.io.loadmat(mat)
+    pitch, yaw, roll = (math.degrees(float(v)) for v in meta["Pose_Para"][0][:3])
+    return pitch, yaw, roll, meta["pt3d_68"][:2].T
+
+
 def convert(root: Path, out: Path, margin=0.2, size=None, limit=None, align=False, **_) -> tuple:
     report, rows = Report("aflw2000"), []
     for mat in sorted(root.rglob("image*.mat")):
         if limit and len(rows) >= limit:
             break
         try:
-            meta = scipy.io.loadmat(mat)
-            pitch, yaw, roll = (math.degrees(float(v)) for v in meta["Pose_Para"][0][:3])
-            pts = meta["pt3d_68"][:2].T
+            pitch, yaw, roll, pts = read_pose(mat)
         except (KeyError, ValueError, IndexError, OSError) as exc:
             report.skip("unreadable .mat (no Pose_Para / pt3d_68)", f"{mat.name}: {type(exc).__name__}")
             continue
