@@ -196,6 +196,14 @@ def test_contradictory_inert_or_misspelt_flags_stop_with_one_line(argv, expected
     assert info.value.code == 2 and expected in capsys.readouterr().err
 
 
+def test_precise_bn_without_joint_epochs_is_an_inert_flag(capsys):
+    with pytest.raises(SystemExit) as info:
+        parse_command("ALTERNATIVE_EP", ["--is_naive=True", "--precise_bn", "--warmup_epochs=0"])
+    assert info.value.code == 2 and "--precise_bn acts on joint epochs" in capsys.readouterr().err
+    cfg, _ = parse_command("ALTERNATIVE_EP", ["--is_naive=True", "--precise_bn"])  # its joint warm-up epoch
+    assert cfg.precise_bn
+
+
 def test_seed_style_unused_values_still_pass():
     cfg, _ = parse_command("ALTERNATIVE_EP", ["--is_distilled=True", "distill_t=1", "--cluster_k=0",
                                                "--selection_threshold=0"])

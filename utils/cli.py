@@ -368,6 +368,9 @@ def check_method_flags(a, given: set, spec: ScriptSpec, parser: argparse.Argumen
             problems.append(f"--{flag}={getattr(a, flag):g} acts only with --is_augmentation=True")
     if not 0.0 <= a.augment_low_res <= 1.0:
         problems.append(f"--augment_low_res={a.augment_low_res:g} is a share of the images, in [0, 1]")
+    if a.precise_bn and spec.mode == "alternating" and a.warmup_epochs == 0:
+        problems.append("--precise_bn acts on joint epochs and this alternating run has none (--warmup_epochs=0); "
+                        "its one-dataset epochs take their statistics from --bn_stats")
     conv = head_kind(a.model) != "dense"
     if a.is_bn and conv:
         problems.append(f"--is_bn=True: {a.model} has no dense layers to normalise (its trunk has BatchNorm)")
