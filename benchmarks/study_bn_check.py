@@ -29,11 +29,6 @@ from benchmarks.study_report import BN_OWN as OUT_NAME  # noqa: E402
 log = logging.getLogger("benchmarks.study_bn_check")
 
 
-def tested_per_dataset(config: dict) -> bool:
-    """Whether the run's own test already used per-dataset statistics (engine: ``trainer.fit``)."""
-    return config.get("mode") == "alternating" and config.get("bn_stats", "per_dataset") == "per_dataset"
-
-
 def retest(run: Path) -> dict:
     """``{task: metrics}`` of the run's best.keras on each of its datasets' test part, per-dataset statistics."""
     from utils.evaluate import evaluate, load_model_and_config
@@ -52,6 +47,8 @@ def main(argv=None) -> int:
     p.add_argument("--records", required=True, help="the committed records (config.json, test_metrics.json)")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from utils.evaluate import tested_per_dataset
+
     runs, records = Path(a.runs), Path(a.records)
     done = skipped = 0
     for record in sorted(records.glob("*/*/runs/*/*/test_metrics.json")):

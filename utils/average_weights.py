@@ -60,9 +60,9 @@ def average_models(paths: list):
 def recompute_batchnorm(net, config: dict, data_dir=None) -> int:
     """Estimate ``net``'s BatchNorm statistics afresh on its run's training images; returns the images used
     (0 when the model has no BatchNorm)."""
-    from utils.engine.batchnorm import BN_BATCH, BN_SAMPLE, BatchNormStats, joint_sample, pooled, sample_paths
+    from utils.engine.batchnorm import BN_SAMPLE, BatchNormStats, joint_sample, pooled, sample_paths
     from utils.evaluate import head_widths, select_rows
-    from utils.pipelines import ImageCache, image_dataset
+    from utils.pipelines import ImageCache
 
     bn = BatchNormStats(net)
     if not bn:
@@ -72,11 +72,10 @@ def recompute_batchnorm(net, config: dict, data_dir=None) -> int:
         raise DataError("the model's config.json names no training datasets to estimate BatchNorm statistics on")
     heads, seed = head_widths(net), config.get("seed", 1)
     trains = [select_rows(heads, config, name, "train", tasks, data_dir)[1].paths for name, tasks in datasets]
-    _, size, _, channels = net.input_shape
+    size, channels = int(net.input_shape[1]), int(net.input_shape[3])
 
-    def statistics(paths):
-        return bn.estimate(image_dataset(paths, BN_BATCH, int(size), int(channels),
-                                         ImageCache(paths, int(size), int(channels))))
+    def statistics(paths):  # decoded and rounded as training decodes its cached images
+        return bn.estimate_paths(paths, size, channels, ImageCache(paths, size, channels))
 
     if config.get("mode") == "joint":  # joint batches mix the datasets in proportion to their sizes
         sample = joint_sample(trains, seed)

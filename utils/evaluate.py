@@ -92,6 +92,12 @@ def evaluate(net, config: dict, dataset: str, split: str = "test", tasks=None, d
                             kind_of(table.info.vocab[t]).name) for t in wanted}, table
 
 
+def tested_per_dataset(config: dict) -> bool:
+    """Whether a run tests each dataset under BatchNorm statistics of its own training images (alternating
+    runs with ``--bn_stats per_dataset``; others test under the model's saved statistics)."""
+    return config.get("mode") == "alternating" and config.get("bn_stats") == "per_dataset"
+
+
 def head_widths(net) -> dict:
     """task -> output width of each ``<task>_prediction`` head of a Keras model or ``TFLiteModel``."""
     return {k.removesuffix("_prediction"): int(v.shape[-1]) for k, v in net.output.items()}
@@ -175,18 +181,16 @@ def predictions(net, config: dict, dataset: str, split: str = "test", tasks=None
 
     _, size, _, channels = net.input_shape
     if bn_stats == "auto":
-        per_dataset = config.get("mode") == "alternating" and config.get("bn_stats") == "per_dataset"
-        bn_stats = "own" if per_dataset and hasattr(net, "layers") else "saved"
+        bn_stats = "own" if tested_per_dataset(config) and hasattr(net, "layers") else "saved"
     if bn_stats == "own" and not hasattr(net, "layers"):
         raise DataError("--bn_stats own re-estimates BatchNorm statistics in a Keras model; a .tflite has them fixed")
     if bn_stats == "own":
-        from utils.engine.batchnorm import BN_BATCH, BN_SAMPLE, BatchNormStats, sample_paths
-        from utils.pipelines import image_dataset
+        from utils.engine.batchnorm import BN_SAMPLE, BatchNormStats, sample_paths
 
         bn = BatchNormStats(net)
         sample = sample_paths(train.paths, BN_SAMPLE, config.get("seed", 1))
-        bn.set(bn.estimate(image_dataset(sample, BN_BATCH, int(size), int(channels),  # as the run estimated them
-                                         ImageCache(sample, int(size), int(channels)))))
+        bn.set(bn.estimate_paths(sample, int(size), int(channels),  # as the run estimated them
+                                 ImageCache(sample, int(size), int(channels))))
     # decoded once and rounded to uint8 after resizing, exactly as training and the demos feed the model
     cache = ImageCache(table.paths, int(size), int(channels))
     preds = predict_table(net, table, batch_size, int(size), int(channels), cache, progress=progress)

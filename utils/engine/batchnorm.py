@@ -60,6 +60,13 @@ class BatchNormStats:
             b.moving_mean.assign(mean)
             b.moving_variance.assign(var)
 
+    def estimate_paths(self, paths, size: int, channels: int, cache) -> list:
+        """``estimate`` over the images at ``paths``, ``BN_BATCH`` per pass, read through ``cache`` (an
+        ``ImageCache``, or None to decode them directly)."""
+        from utils.pipelines import image_dataset
+
+        return self.estimate(image_dataset(paths, BN_BATCH, size, channels, cache))
+
     def estimate(self, dataset) -> list:
         """Population statistics of every BatchNorm layer's input over ``dataset`` (image batches).
 

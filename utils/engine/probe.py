@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from utils.engine.batchnorm import BN_BATCH, BN_SAMPLE, BatchNormStats, joint_sample, pooled, sample_paths
+from utils.engine.batchnorm import BN_SAMPLE, BatchNormStats, joint_sample, pooled, sample_paths
 
 PREDICT_BATCH = 256  # images per inference batch (validation, testing, the teacher)
 
@@ -28,23 +28,19 @@ class Probe:
     # ------------------------------------------------------------------ BatchNorm statistics
     def estimate(self) -> list:
         """Each training dataset's statistics, on its seeded sample of ``BN_SAMPLE`` images."""
-        from utils.pipelines import image_dataset
-
-        return [self.bn.estimate(image_dataset(sample_paths(sp.train.paths, BN_SAMPLE, self.seed), BN_BATCH,
-                                               self.size, self.channels, self.cache)) for sp in self.splits]
+        return [self.bn.estimate_paths(sample_paths(sp.train.paths, BN_SAMPLE, self.seed), self.size, self.channels,
+                                       self.cache) for sp in self.splits]
 
     def refresh(self, mode: str | None) -> None:
         """After an epoch: with ``mode`` per_dataset or mixed (``--bn_stats``, alternating epochs) estimate
         each dataset's statistics and give the model their equal mix; ``joint`` (``--precise_bn``) gives it
         the statistics of the datasets mixed as joint batches mix them; None keeps the moving averages."""
-        from utils.pipelines import image_dataset
-
         if not self.bn or mode in (None, "moving"):
             self.per_dataset = None
             return
         if mode == "joint":
             sample = joint_sample([sp.train.paths for sp in self.splits], self.seed)
-            self.bn.set(self.bn.estimate(image_dataset(sample, BN_BATCH, self.size, self.channels, self.cache)))
+            self.bn.set(self.bn.estimate_paths(sample, self.size, self.channels, self.cache))
             self.per_dataset = None
             return
         per = self.estimate()
