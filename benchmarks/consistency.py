@@ -1,6 +1,6 @@
 """The same face, the same answer: does what surrounds a face change what the demos say about it?
 
-    python benchmarks/consistency.py [--faces 120] [--detector blazeface] [--shared ../shared/data]
+    python benchmarks/consistency.py [--faces 300] [--detector blazeface] [--shared ../shared/data]
 
 Real UTKFace faces (aligned 200 x 200 chips, drawn without replacement) are run through the demos'
 pipeline (detector, alignment, the shipped model) alone, each chip as its own photograph on a plain
@@ -58,7 +58,7 @@ def reading(records: list, box) -> dict | None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--faces", type=int, default=120)
+    p.add_argument("--faces", type=int, default=300)
     p.add_argument("--detector", default="blazeface")
     p.add_argument("--model", default=None, help="a .tflite or .keras model (default: the shipped one)")
     p.add_argument("--shared", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))

@@ -122,8 +122,9 @@ def aflw2000(root: Path, blazeface, predictor, detector, fit: tuple) -> None:
 
     print("\n| AFLW2000-3D photograph | yaw | pitch | true bin | yardstick | the model |")
     print("|---|---:|---:|---|---:|---|")
-    right = near = yard_right = n = 0
+    right = near = adjacent = yard_right = n = 0
     errors = []
+    rank = {POSE5[yaw_to_pose(v)]: i for i, v in enumerate((-75, -35, 0, 35, 75))}  # bins left to right
     for mat in mats:
         pitch, yaw, _, _ = read_pose(mat)
         image = cv2.cvtColor(cv2.imread(str(mat.with_suffix(".jpg"))), cv2.COLOR_BGR2RGB)
@@ -140,8 +141,10 @@ def aflw2000(root: Path, blazeface, predictor, detector, fit: tuple) -> None:
         yard_right += POSE5[yaw_to_pose(est)] == truth
         errors.append(abs(est - yaw))
         near += said != truth and min(abs(yaw - edge) for edge in (-60, -10, 10, 60)) < 5
+        adjacent += abs(rank[said] - rank[truth]) == 1
         print(f"| {mat.stem} | {yaw:+.0f} | {pitch:+.0f} | {truth} | {est:+.0f} | {said} {rec['pose']['prob']:.2f} |")
-    print(f"the model: {right} of {n} in the true bin ({near} of the misses within 5 degrees of a bin edge); "
+    print(f"the model: {right} of {n} in the true bin, {adjacent} of the misses in a neighbouring bin ({near} of the "
+          "misses within 5 degrees of a bin edge); "
           f"the yardstick: {yard_right} of {n}, median yaw error {np.median(errors):.0f} degrees")
 
 

@@ -333,6 +333,29 @@ def test_refined_keypoints_land_on_the_astronauts_eyes():
         assert np.abs(face.landmarks[:2] - mtcnn.landmarks[:2]).max() < 8  # within 8 px of MTCNN's eyes
 
 
+def test_the_short_range_model_adds_only_faces_the_full_range_one_missed():
+    detector = make_detector("blazeface")
+    kps = np.zeros((6, 2), np.float32)
+    detector.net = lambda rgb: [((10.0, 10.0, 50.0, 50.0), 0.9, kps)]
+    detector.also = lambda rgb: [((12.0, 10.0, 50.0, 52.0), 0.8, kps + 1), ((200.0, 20.0, 90.0, 90.0), 0.7, kps)]
+    boxes = [f.box for f in detector(np.zeros((300, 300, 3), np.uint8))]
+    assert len(boxes) == 2 and boxes[0] == (10, 10, 50, 50)  # the overlapping copy is dropped
+    assert boxes[1][0] == 200  # the large face only the short-range model saw is kept
+
+
+def test_every_face_of_a_collage_of_large_real_faces_is_found():
+    from conftest import shared_sample
+
+    files = sorted((shared_sample("utkface_sample") / "UTKFace").glob("*.jpg"))[:40]
+    detector, found = make_detector("blazeface"), []
+    for k in range(0, 40, 4):  # 2 x 2 collages of 200 px chips: the full-range model alone finds about 3 of 4
+        tiles = [cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB) for f in files[k:k + 4]]
+        rgb = cv2.copyMakeBorder(np.vstack([np.hstack(tiles[:2]), np.hstack(tiles[2:])]), 40, 40, 40, 40,
+                                 cv2.BORDER_CONSTANT, value=(180, 180, 180))
+        found.append(len(detect(detector, rgb)))
+    assert found == [4] * 10
+
+
 def test_face_records_come_in_the_order_the_picture_numbers_them():
     from utils.demo import face_records
     from utils.drawing import reading_order

@@ -128,23 +128,29 @@ class HaarDetector:
 
 
 class BlazeFaceDetector:
-    """BlazeFace (``utils/blazeface.py``): full-range model, faces from about 20 px in a letterboxed copy
-    of the image; landmarks: eyes (left and right as they appear in the image), nose tip, mouth centre.
+    """BlazeFace (``utils/blazeface.py``): the full-range model, faces from about 20 px in a letterboxed
+    copy of the image, joined by the short-range model's faces that overlap none of them (``also``): the
+    full-range model misses about one large face in five in a 2 x 2 collage of 200 px UTKFace chips, the
+    short-range one none (``benchmarks/consistency.py``). Landmarks: eyes (left and right as they appear
+    in the image), nose tip, mouth centre.
 
-    ``refine``: the keypoints are read again on a copy of each face at one canonical scale (its box
-    x 2.5 resized to the model's input), at 2.0, 2.5 and 3.0 times its box, and averaged: BlazeFace's
-    keypoints move with the face's size in the photo, and the model's answers move with them
-    (``benchmarks/consistency.py``); the refinement costs three more model calls per face.
+    ``refine``: the keypoints are read again on copies of each face at canonical scales (2.0, 2.5 and 3.0
+    times its box resized to the model's input) and averaged, then once more on copies framed by those
+    keypoints instead of the box: BlazeFace's keypoints move with the face's size in the photo and its
+    box with what surrounds the face, and the model's answers move with them (``benchmarks/consistency.py``).
+    The refinement costs six more model calls per face.
     """
 
     SCALES = (2.0, 2.5, 3.0)  # refinement: copies of the face at these multiples of its box
+    BOX_PER_SPREAD = 1.2  # box side / (eye distance + eyes-to-mouth distance): median over UTKFace chips
 
     def __init__(self, min_face: int = 40, model: str = "full", min_score: float = 0.5, refine: bool = False,
-                 refine_model: str = "short", **_):
+                 refine_model: str = "short", also: str | None = "short", **_):
         from utils.blazeface import BlazeFace, BlazeFaceError
 
         try:
             self.net = BlazeFace(model, min_score)
+            self.also = BlazeFace(also, min_score) if also else None
             self.second = BlazeFace(refine_model, 0.3) if refine else None
         except BlazeFaceError as exc:
             raise FaceError(str(exc)) from None
@@ -156,6 +162,15 @@ class BlazeFaceDetector:
         return np.vstack([eyes, kps[2:4]]).astype(np.float32)
 
     def _refined(self, rgb: np.ndarray, box, kps: np.ndarray) -> np.ndarray:
+        """Keypoints read on copies framed by the detector's box, then on copies framed by those keypoints."""
+        kps = self._read_again(rgb, box, kps)
+        eyes = (kps[0] + kps[1]) / 2
+        side = self.BOX_PER_SPREAD * (np.linalg.norm(kps[0] - kps[1]) + np.linalg.norm(kps[3] - eyes))
+        (cx, cy) = kps[:4].mean(0)
+        return self._read_again(rgb, (cx - side / 2, cy - side / 2, side, side), kps)
+
+    def _read_again(self, rgb: np.ndarray, box, kps: np.ndarray) -> np.ndarray:
+        """The mean of the keypoints found on copies of ``box``'s face at ``SCALES`` (``kps`` if none)."""
         x, y, w, h = box
         side, readings = self.second.side, []
         for scale in self.SCALES:
@@ -170,9 +185,25 @@ class BlazeFaceDetector:
                 readings.append(np.c_[k, np.ones(len(k))] @ cv2.invertAffineTransform(m).T)
         return np.mean(readings, axis=0) if readings else kps
 
+    def _found(self, rgb: np.ndarray) -> list:
+        """The main model's faces plus ``also``'s faces that overlap none of them by IoU > 0.3."""
+        from utils.blazeface import iou
+
+        found = self.net(rgb)
+        if self.also is None:
+            return found
+        corners = lambda b: np.array([b[0], b[1], b[0] + b[2], b[1] + b[3]], np.float64)  # noqa: E731
+        taken = [corners(b) for b, _, _ in found]
+        for face in self.also(rgb):
+            box = corners(face[0])
+            if not taken or iou(box, np.array(taken)).max() <= 0.3:
+                found.append(face)
+                taken.append(box)
+        return found
+
     def __call__(self, rgb: np.ndarray) -> list:
         rows = []
-        for box, score, kps in self.net(rgb):
+        for box, score, kps in self._found(rgb):
             if max(box[2], box[3]) < self.min_face * 0.6:  # BlazeFace boxes are tight (brow to chin)
                 continue
             if self.second is not None:
