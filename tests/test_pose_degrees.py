@@ -65,6 +65,16 @@ def test_flip_negates_yaw_and_roll_not_pitch_nor_the_weight():
     np.testing.assert_array_equal(y[~flipped], rows[~flipped])
 
 
+def test_a_mirror_images_outputs_map_back_to_the_original():
+    from utils.tasks import POSE5, unflip
+
+    perms = flip_permutations({"pose": POSE5, "angles": ("yaw", "pitch", "roll"), "gender": ("female", "male")})
+    left = np.eye(5)[[POSE5.index("yaw -60..-10")]]  # the mirror image looks the other way
+    np.testing.assert_array_equal(unflip(left, perms["pose"]), np.eye(5)[[POSE5.index("yaw +10..+60")]])
+    np.testing.assert_array_equal(unflip([[30.0, -10.0, 5.0]], perms["angles"]), [[-30.0, -10.0, -5.0]])
+    np.testing.assert_array_equal(unflip([[0.2, 0.8]], perms.get("gender")), [[0.2, 0.8]])  # unchanged
+
+
 def test_angle_pseudo_labels_average_the_mirror_and_weight_by_agreement():
     values = np.array([[20.0, 4.0], [10.0, 0.0], [-40.0, 2.0]])
     mirrored = np.array([[-20.0, 4.0], [30.0, 0.0], [40.0, 12.0]])  # the mirror image's yaw has the other sign

@@ -94,15 +94,12 @@ class Predictor:
         batch = np.stack(inputs).astype(np.float32)
         out = self.forward(np.concatenate([batch, batch[:, :, ::-1]]) if self.flip else batch)
         if self.flip:  # the mirror image's outputs, mapped back (yaw bins swap sides, yaw and roll change sign)
-            from utils.tasks import flip_permutations
+            from utils.tasks import flip_permutations, unflip
 
             n, perms = len(batch), flip_permutations(self.class_names)
             for t in self.tasks:
                 own, mirror = out[f"{t}_prediction"][:n], out[f"{t}_prediction"][n:]
-                perm = perms.get(t)
-                if perm is not None:
-                    mirror = mirror * np.array(perm[1], np.float32) if perm[0] == "signs" else mirror[:, list(perm)]
-                out[f"{t}_prediction"] = (own + mirror) / 2
+                out[f"{t}_prediction"] = (own + unflip(mirror, perms.get(t))) / 2
         per_task = {t: calibrated(out[f"{t}_prediction"], self.temperatures.get(t)) for t in self.tasks}
         return [{t: per_task[t][i] for t in self.tasks} for i in range(len(inputs))]
 

@@ -172,7 +172,6 @@ def predictions(net, config: dict, dataset: str, split: str = "test", tasks=None
     ``flip``: average each output with the output on the mirror image (test-time flip; a flip permutes
     the yaw bins and negates yaw and roll, ``utils.tasks.flip_permutations``).
     """
-    import numpy as np
 
     from utils.evaluation import predict, predict_table
 
@@ -196,17 +195,13 @@ def predictions(net, config: dict, dataset: str, split: str = "test", tasks=None
     preds = predict_table(net, table, batch_size, int(size), int(channels), cache, progress=progress)
     if flip:
         from utils.pipelines import image_dataset
-        from utils.tasks import flip_permutations
+        from utils.tasks import flip_permutations, unflip
 
         mirrored = predict(net, image_dataset(table.paths, batch_size, int(size), int(channels), cache)
                            .map(lambda x: x[:, :, ::-1, :]))
         perms = flip_permutations({t: table.info.vocab[t] for t in wanted})
         for t in wanted:
-            m = mirrored[f"{t}_prediction"]
-            perm = perms.get(t)
-            if perm is not None:
-                m = m * np.array([*perm[1]], np.float32) if perm[0] == "signs" else m[:, list(perm)]
-            preds[t] = (preds[t] + m) / 2
+            preds[t] = (preds[t] + unflip(mirrored[f"{t}_prediction"], perms.get(t))) / 2
     return preds, table, wanted
 
 

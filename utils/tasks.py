@@ -178,6 +178,17 @@ def flip_permutations(vocabularies: dict) -> dict:
     return out
 
 
+def unflip(outputs, perm):
+    """A mirror image's outputs (N, C) mapped back to the original image: ``perm`` is the task's entry of
+    ``flip_permutations`` (None: the task's labels do not change under a flip)."""
+    import numpy as np
+
+    outputs = np.asarray(outputs)
+    if perm is None:
+        return outputs
+    return outputs * np.array(perm[1], np.float32) if perm[0] == "signs" else outputs[:, list(perm)]
+
+
 def yaw_to_pose(yaw_degrees: float) -> int:
     """The 5 head-pose classes from yaw in degrees; -1 for NaN (missing).
 
