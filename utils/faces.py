@@ -192,7 +192,9 @@ class BlazeFaceDetector:
         found = self.net(rgb)
         if self.also is None:
             return found
-        corners = lambda b: np.array([b[0], b[1], b[0] + b[2], b[1] + b[3]], np.float64)  # noqa: E731
+        def corners(b):  # (x, y, w, h) -> (x0, y0, x1, y1)
+            return np.array([b[0], b[1], b[0] + b[2], b[1] + b[3]], np.float64)
+
         taken = [corners(b) for b, _, _ in found]
         for face in self.also(rgb):
             box = corners(face[0])
