@@ -7,7 +7,8 @@ pipeline (detector, alignment, the shipped model) alone, each chip as its own ph
 border, and again pasted into 2 x 2 and 3 x 3 collages of other UTKFace faces and at three sizes (80,
 120 and 200 px) on a plain canvas. For every appearance the detection whose centre lies on the pasted
 face is read and compared with the face's reading alone: gender agreement and the share of ages within
-3 years (goal: at least 95 % and 90 %), and emotion agreement. Faces the detector misses in a setting are counted apart.
+3 years (goal: at least 95 % and 90 %), and emotion agreement. Faces the detector misses in a setting
+are counted apart.
 Last, the cause: for each face at 200 and at 120 px, the change of the predicted age when each size
 uses its own keypoints, and when the 120 px image is cropped with the 200 px keypoints mapped onto it
 (no test-time flip here: one forward pass per crop).

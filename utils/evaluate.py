@@ -172,7 +172,6 @@ def predictions(net, config: dict, dataset: str, split: str = "test", tasks=None
     ``flip``: average each output with the output on the mirror image (test-time flip; a flip permutes
     the yaw bins and negates yaw and roll, ``utils.tasks.flip_permutations``).
     """
-
     from utils.evaluation import predict, predict_table
 
     table, train, wanted = select_rows(head_widths(net), config, dataset, split, tasks, data_dir)

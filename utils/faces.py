@@ -192,6 +192,7 @@ class BlazeFaceDetector:
         found = self.net(rgb)
         if self.also is None:
             return found
+
         def corners(b):  # (x, y, w, h) -> (x0, y0, x1, y1)
             return np.array([b[0], b[1], b[0] + b[2], b[1] + b[3]], np.float64)
 
