@@ -88,6 +88,10 @@ def main(argv=None) -> int:
             raise DemoError(f"--min_face {a.min_face}: faces smaller than 8 pixels cannot be read")
         import cv2
 
+        if a.output and not folder_run and not cv2.haveImageWriter(a.output):
+            raise DemoError(f"--output {a.output}: OpenCV writes no image with this suffix; name a file such as "
+                            "annotated.jpg or .png")
+
         from utils.demo import face_records, load_predictor, read_image
         from utils.drawing import draw
         from utils.faces import detect, make_detector

@@ -75,6 +75,8 @@ def check(a) -> None:
     for flag, path in (("--output", a.output), ("--table", a.table)):
         if path and path != "none" and not Path(path).resolve().parent.is_dir():
             raise DemoError(f"{flag} {path}: folder {Path(path).resolve().parent} does not exist")
+    if a.output and a.output != "none" and not Path(a.output).suffix:
+        raise DemoError(f"--output {a.output}: a video file needs a suffix OpenCV writes, such as annotated.mp4")
     if a.table and Path(a.table).suffix.lower() not in (".csv", ".jsonl", ".json"):
         raise DemoError(f"--table {a.table}: a table is a .csv or a .jsonl file")
     if a.window < 1 or (a.max_frames is not None and a.max_frames < 1):
@@ -135,6 +137,9 @@ def main(argv=None) -> int:
                     if writer is None:
                         writer = cv2.VideoWriter(str(out_path), cv2.VideoWriter_fourcc(*"mp4v"), fps_in,
                                                  (shown.shape[1], shown.shape[0]))
+                        if not writer.isOpened():
+                            raise DemoError(f"--output {out_path}: OpenCV cannot write this video file (its suffix "
+                                            "or the folder's permissions); try annotated.mp4")
                     writer.write(shown)
                 if a.display:
                     try:

@@ -105,6 +105,11 @@ def test_bad_model_files_and_output_folders_are_one_line_errors(epga_model, tmp_
     assert final_image_demo.main(["--weights", epga_model, "--json", "/no/such/dir/f.json",
                                   "--output", str(tmp_path / "y.jpg")]) == 1
     assert "/no/such/dir" in capsys.readouterr().err and not (tmp_path / "y.jpg").exists()
+    # an --output without an image suffix (OpenCV raises on it) is named before the model loads
+    assert final_image_demo.main(["--weights", epga_model, "--output", str(tmp_path / "annotated")]) == 1
+    err = capsys.readouterr().err
+    assert "--output" in err and "annotated" in err and "suffix" in err and "Traceback" not in err
+    assert not list(tmp_path.glob("annotated*"))
 
 
 def test_folder_of_images_gives_one_record_per_face(epga_model, tmp_path):
@@ -206,6 +211,10 @@ def test_tracker_keeps_identities_and_smooths_per_face():
 def test_missing_video_is_a_clear_error(epga_model, tmp_path, capsys):
     assert final_video_demo.main(["--weights", epga_model, "--video", str(tmp_path / "x.mp4")]) == 1
     assert "x.mp4: no such file" in capsys.readouterr().err
+    # OpenCV silently writes nothing for an --output without a suffix: named before anything runs
+    assert final_video_demo.main(["--weights", epga_model, "--output", str(tmp_path / "annotated")]) == 1
+    assert "annotated: a video file needs a suffix" in capsys.readouterr().err
+    assert not list(tmp_path.glob("annotated*"))
 
 
 def test_exif_rotation_is_applied_and_faceless_images_work(epga_model, tmp_path, capsys):
