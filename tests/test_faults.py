@@ -189,6 +189,8 @@ def test_messages_are_plain_single_lines(tmp_path):
     (["--epochs=3"], "did you mean --epoch?"),
     (["--is_naive=True", "--augment_low_res=0.5"], "--augment_low_res=0.5 acts only with --is_augmentation=True"),
     (["--is_naive=True", "--is_augmentation=True", "--augment_low_res=2"], "is a share of the images, in [0, 1]"),
+    (["--is_naive=True", "--augment_surround=0.5"], "--augment_surround=0.5 acts only with --is_augmentation=True"),
+    (["--is_naive=True", "--is_augmentation=True", "--augment_surround=-1"], "--augment_surround=-1 is a share"),
 ])
 def test_contradictory_inert_or_misspelt_flags_stop_with_one_line(argv, expected, capsys):
     with pytest.raises(SystemExit) as info:

@@ -156,6 +156,27 @@ def test_horizontal_flip_swaps_the_yaw_bins_of_flipped_faces():
     assert not y0["pose_prediction"].numpy().any()
 
 
+def test_a_foreign_surround_replaces_only_the_border_and_keeps_the_centre():
+    """Drawn rows take the next image's pixels outside a box at most 15 % in from each edge; the centre
+    (where the face is) stays the row's own; undrawn rows are untouched; the same seed, the same rows."""
+    import tensorflow as tf
+
+    from utils.pipelines import SURROUND_MAX, surround_batch
+
+    batch = tf.constant(np.arange(1.0, 17.0, dtype=np.float32)[:, None, None, None] * np.ones((1, 64, 64, 1)))
+    every = surround_batch(batch, (1, 2), 1.0).numpy()
+    band = int(np.ceil(SURROUND_MAX * 64))
+    centre = every[:, band:-band, band:-band]
+    assert np.array_equal(centre, batch.numpy()[:, band:-band, band:-band])
+    assert np.array_equal(np.unique(every[5]), [5.0, 6.0])  # row 5 (value 6) took row 4's (value 5) surround
+    foreign = (every != batch.numpy()).mean(axis=(1, 2, 3))
+    assert foreign.min() > 0 and foreign.max() < 1 - (1 - 2 * SURROUND_MAX) ** 2 + 1e-6
+    half = surround_batch(batch, (3, 4), 0.5).numpy()
+    assert 0 < (half != batch.numpy()).any(axis=(1, 2, 3)).sum() < 16
+    assert np.array_equal(half, surround_batch(batch, (3, 4), 0.5).numpy())
+    assert np.array_equal(surround_batch(batch, (3, 4), 0.0).numpy(), batch.numpy())
+
+
 def test_low_resolution_copies_lose_fine_detail_only_in_the_drawn_rows():
     """A one-pixel checkerboard shrunk and enlarged back loses its contrast; ``share`` picks the rows."""
     import tensorflow as tf

@@ -216,6 +216,9 @@ def add_training_flags(p: argparse.ArgumentParser, spec: ScriptSpec) -> None:
     g.add_argument("--augment_low_res", type=float, default=RUN_DEFAULTS["augment_low_res"],
                    help="with --is_augmentation: this share of the images is shrunk to 37.5-100 %% of the input "
                         "and enlarged back (small faces in photographs, group pictures)")
+    g.add_argument("--augment_surround", type=float, default=RUN_DEFAULTS["augment_surround"],
+                   help="with --is_augmentation: this share of the images gets another face's pixels outside a "
+                        "random box 0-15 %% in from each edge (neighbours in group pictures)")
     _bool(g, "is_dropout", help="Dropout(0.5) after the shared layer and in each head")
     _bool(g, "is_bn", help="BatchNormalization in the shared layer and heads")
     g.add_argument("--weights_decay", type=float, default=RUN_DEFAULTS["weights_decay"],
@@ -363,11 +366,12 @@ def check_method_flags(a, given: set, spec: ScriptSpec, parser: argparse.Argumen
     from models.registry import head_kind
 
     problems = []
-    for flag in ("augment_zoom", "augment_low_res"):  # parts of the augmentation
+    for flag in ("augment_zoom", "augment_low_res", "augment_surround"):  # parts of the augmentation
         if getattr(a, flag) and not a.is_augmentation:
             problems.append(f"--{flag}={getattr(a, flag):g} acts only with --is_augmentation=True")
-    if not 0.0 <= a.augment_low_res <= 1.0:
-        problems.append(f"--augment_low_res={a.augment_low_res:g} is a share of the images, in [0, 1]")
+    for flag in ("augment_low_res", "augment_surround"):
+        if not 0.0 <= getattr(a, flag) <= 1.0:
+            problems.append(f"--{flag}={getattr(a, flag):g} is a share of the images, in [0, 1]")
     if a.precise_bn and spec.mode == "alternating" and a.warmup_epochs == 0:
         problems.append("--precise_bn acts on joint epochs and this alternating run has none (--warmup_epochs=0); "
                         "its one-dataset epochs take their statistics from --bn_stats")

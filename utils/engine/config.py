@@ -26,6 +26,7 @@ class RunConfig:
     is_augmentation: bool = False
     augment_zoom: float = 0.0  # with augmentation: random scale change of +- this share
     augment_low_res: float = 0.0  # with augmentation: share of images seen at a random lower resolution
+    augment_surround: float = 0.0  # with augmentation: share of images given another face's surround
     is_dropout: bool = False
     is_bn: bool = False
     weights_decay: float = 0.0

@@ -215,7 +215,7 @@ class Trainer:
         def dataset(batch, shard=None, steps=None):
             ds = make_dataset(paths, targets, batch, spec.input_size, spec.channels, shuffle=True, seed=cfg.seed,
                               augment=cfg.is_augmentation, repeat_epoch=epoch, zoom=cfg.augment_zoom,
-                              low_res=cfg.augment_low_res, cache=self.cache,
+                              low_res=cfg.augment_low_res, surround=cfg.augment_surround, cache=self.cache,
                               flip_perms=flip, shard=shard, drop_remainder=shard is not None)
             return ds.take(steps) if steps else ds
 
