@@ -9,9 +9,12 @@ border, and again pasted into 2 x 2 and 3 x 3 collages of other UTKFace faces an
 face is read and compared with the face's reading alone: gender agreement and the share of ages within
 3 years (goal: at least 95 % and 90 %), and emotion agreement. Faces the detector misses in a setting
 are counted apart.
-Last, the cause: for each face at 200 and at 120 px, the change of the predicted age when each size
-uses its own keypoints, and when the 120 px image is cropped with the 200 px keypoints mapped onto it
-(no test-time flip here: one forward pass per crop).
+Last, the causes (no test-time flip here: one forward pass per crop). Scale: for each face at 200 and
+at 120 px, the change of the predicted age when each size uses its own keypoints, and when the 120 px
+image is cropped with the 200 px keypoints mapped onto it. Surroundings: in a 2 x 2 collage at 200 px,
+the share of ages within 3 years of the face alone with the collage's own keypoints, with the alone
+keypoints mapped onto the collage (only the surroundings differ), and with the collage's keypoints
+mapped back onto the face alone (only the keypoints differ).
 """
 from __future__ import annotations
 
@@ -110,6 +113,7 @@ def main(argv=None) -> int:
         print(f"| {name} | {found} / {pairs} | {agree / max(found, 1):.3f} | {near / max(found, 1):.3f} | "
               f"{np.mean(shift) if shift else float('nan'):.2f} | {same_emotion / max(found, 1):.3f} |")
     cause(faces, predictor, detector)
+    collage_cause(faces, fillers, predictor, detector, rng)
     return 0
 
 
@@ -133,6 +137,39 @@ def cause(faces: list, predictor, detector) -> None:
         shared.append(abs(age(small, Face(b[0].box, b[0].score, mapped.astype(np.float32))) - reference))
     print(f"cause, {len(own)} faces at 200 and 120 px: mean age change {np.mean(own):.2f} years with each size's "
           f"own keypoints, {np.mean(shared):.2f} with the 200 px keypoints mapped onto the 120 px image")
+
+
+def collage_cause(faces: list, fillers: list, predictor, detector, rng) -> None:
+    """Surroundings or keypoints? Each face in a 2 x 2 collage read with its own, the alone image's and (on the
+    alone image) the collage's keypoints; ages within 3 years of the face alone. ``predictor.flip`` is off."""
+    from utils.demo import face_records
+    from utils.faces import Face, detect
+
+    def age(rgb, box, points):
+        return face_records(predictor, rgb, [Face(box, 1.0, points.astype(np.float32))])[0]["age"]["years"]
+
+    near = np.zeros(3)
+    n = 0
+    for face in faces:
+        alone, (tile,) = on_canvas([face], 200, 1)
+        slot = int(rng.integers(4))
+        others = [fillers[int(j)] for j in rng.choice(len(fillers), 3, replace=False)]
+        collage, boxes = on_canvas(others[:slot] + [face] + others[slot:], 200, 2)
+        a = reading([{"box": f.box, "face": f} for f in detect(detector, alone)], tile)
+        c = reading([{"box": f.box, "face": f} for f in detect(detector, collage)], boxes[slot])
+        if a is None or c is None:
+            continue
+        a, c = a["face"], c["face"]
+        shift = np.array(boxes[slot][:2], np.float32) - np.array(tile[:2], np.float32)  # same size: a translation
+        reference = age(alone, a.box, a.landmarks)
+        ages = (age(collage, c.box, c.landmarks), age(collage, c.box, a.landmarks + shift),
+                age(alone, a.box, c.landmarks - shift))
+        near += np.abs(np.array(ages) - reference) <= 3
+        n += 1
+    own, surroundings, keypoints = near / max(n, 1)
+    print(f"collage cause, {n} faces in 2 x 2 collages at 200 px: age within 3 years of the face alone {own:.3f} "
+          f"with the collage's keypoints, {surroundings:.3f} with the alone keypoints (only the surroundings "
+          f"differ), {keypoints:.3f} with the collage's keypoints on the face alone (only the keypoints differ)")
 
 
 if __name__ == "__main__":
