@@ -60,6 +60,21 @@ def reading(records: list, box) -> dict | None:
     return None
 
 
+def in_collage(face, fillers: list, grid: int, side: int, rng) -> tuple:
+    """``face`` at a random slot of a grid x grid collage of ``fillers``; returns (image, the face's box)."""
+    slot = int(rng.integers(grid * grid))
+    others = [fillers[int(j)] for j in rng.choice(len(fillers), grid * grid - 1, replace=False)]
+    image, boxes = on_canvas(others[:slot] + [face] + others[slot:], side, grid)
+    return image, boxes[slot]
+
+
+def age_of(predictor, rgb: np.ndarray, face) -> float:
+    """The age one ``Face`` (box and keypoints as given) gets in ``rgb``."""
+    from utils.demo import face_records
+
+    return face_records(predictor, rgb, [face])[0]["age"]["years"]
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--faces", type=int, default=300)
@@ -97,11 +112,7 @@ def main(argv=None) -> int:
         for i, face in enumerate(faces):
             if alone[i] is None:
                 continue
-            slot = int(rng.integers(grid * grid))
-            others = [fillers[int(j)] for j in rng.choice(len(fillers), grid * grid - 1, replace=False)]
-            tiles = others[:slot] + [face] + others[slot:]
-            image, boxes = on_canvas(tiles, side, grid)
-            got = answer(image, boxes[slot])
+            got = answer(*in_collage(face, fillers, grid, side, rng))
             pairs += 1
             if got is None:
                 continue
@@ -112,6 +123,7 @@ def main(argv=None) -> int:
             shift.append(abs(got[1] - alone[i][1]))
         print(f"| {name} | {found} / {pairs} | {agree / max(found, 1):.3f} | {near / max(found, 1):.3f} | "
               f"{np.mean(shift) if shift else float('nan'):.2f} | {same_emotion / max(found, 1):.3f} |")
+    predictor.flip = False  # the causes: one forward pass per crop
     cause(faces, predictor, detector)
     collage_cause(faces, fillers, predictor, detector, rng)
     return 0
@@ -119,10 +131,8 @@ def main(argv=None) -> int:
 
 def cause(faces: list, predictor, detector) -> None:
     """Keypoints or resize path? The same face at 200 and 120 px, read with its own or with shared keypoints."""
-    from utils.demo import face_records
     from utils.faces import Face, detect
 
-    predictor.flip = False
     own, shared = [], []
     for face in faces:
         big, _ = on_canvas([face], 200, 1)
@@ -130,37 +140,33 @@ def cause(faces: list, predictor, detector) -> None:
         a, b = detect(detector, big), detect(detector, small)
         if not a or not b:
             continue
-        age = lambda rgb, f: face_records(predictor, rgb, [f])[0]["age"]["years"]  # noqa: E731
         mapped = (a[0].landmarks - 40) * (120 / 200) + 40  # the canvases' 40 px border
-        reference = age(big, a[0])
-        own.append(abs(age(small, b[0]) - reference))
-        shared.append(abs(age(small, Face(b[0].box, b[0].score, mapped.astype(np.float32))) - reference))
+        reference = age_of(predictor, big, a[0])
+        own.append(abs(age_of(predictor, small, b[0]) - reference))
+        shared.append(abs(age_of(predictor, small, Face(b[0].box, b[0].score, mapped.astype(np.float32))) - reference))
     print(f"cause, {len(own)} faces at 200 and 120 px: mean age change {np.mean(own):.2f} years with each size's "
           f"own keypoints, {np.mean(shared):.2f} with the 200 px keypoints mapped onto the 120 px image")
 
 
 def collage_cause(faces: list, fillers: list, predictor, detector, rng) -> None:
     """Surroundings or keypoints? Each face in a 2 x 2 collage read with its own, the alone image's and (on the
-    alone image) the collage's keypoints; ages within 3 years of the face alone. ``predictor.flip`` is off."""
-    from utils.demo import face_records
+    alone image) the collage's keypoints; ages within 3 years of the face alone."""
     from utils.faces import Face, detect
 
     def age(rgb, box, points):
-        return face_records(predictor, rgb, [Face(box, 1.0, points.astype(np.float32))])[0]["age"]["years"]
+        return age_of(predictor, rgb, Face(box, 1.0, points.astype(np.float32)))
 
     near = np.zeros(3)
     n = 0
     for face in faces:
         alone, (tile,) = on_canvas([face], 200, 1)
-        slot = int(rng.integers(4))
-        others = [fillers[int(j)] for j in rng.choice(len(fillers), 3, replace=False)]
-        collage, boxes = on_canvas(others[:slot] + [face] + others[slot:], 200, 2)
+        collage, box = in_collage(face, fillers, 2, 200, rng)
         a = reading([{"box": f.box, "face": f} for f in detect(detector, alone)], tile)
-        c = reading([{"box": f.box, "face": f} for f in detect(detector, collage)], boxes[slot])
+        c = reading([{"box": f.box, "face": f} for f in detect(detector, collage)], box)
         if a is None or c is None:
             continue
         a, c = a["face"], c["face"]
-        shift = np.array(boxes[slot][:2], np.float32) - np.array(tile[:2], np.float32)  # same size: a translation
+        shift = np.array(box[:2], np.float32) - np.array(tile[:2], np.float32)  # same size: a translation
         reference = age(alone, a.box, a.landmarks)
         ages = (age(collage, c.box, c.landmarks), age(collage, c.box, a.landmarks + shift),
                 age(alone, a.box, c.landmarks - shift))

@@ -67,13 +67,14 @@ def main(argv=None) -> int:
     for dataset in a.datasets:
         table, _, wanted = select_rows(head_widths(net), config, dataset, a.split, None, a.data_dir)
         cache = ImageCache(table.paths, int(size), int(channels))
-        images = np.concatenate([b.numpy() for b in image_dataset(table.paths, 256, int(size), int(channels), cache)])
+        images = np.concatenate([b.numpy() for b in image_dataset(table.paths, 256, int(size), int(channels), cache)]
+                                ).astype(np.float32)
         perms = flip_permutations({t: table.info.vocab[t] for t in wanted})
         scores = {t: [] for t in wanted}
         for views in ARMS.values():
             total = {t: 0.0 for t in wanted}
             for zoom, dx, dy in views:
-                x = view(images.astype(np.float32), zoom, dx, dy)
+                x = view(images, zoom, dx, dy)
                 for mirrored in (False, True):
                     out = net.predict(x[:, :, ::-1] if mirrored else x, batch_size=256, verbose=0)
                     for t in wanted:

@@ -187,21 +187,16 @@ class BlazeFaceDetector:
 
     def _found(self, rgb: np.ndarray) -> list:
         """The main model's faces plus ``also``'s faces that overlap none of them by IoU > 0.3."""
-        from utils.blazeface import iou
+        from utils.tracking import iou
 
         found = self.net(rgb)
         if self.also is None:
             return found
-
-        def corners(b):  # (x, y, w, h) -> (x0, y0, x1, y1)
-            return np.array([b[0], b[1], b[0] + b[2], b[1] + b[3]], np.float64)
-
-        taken = [corners(b) for b, _, _ in found]
+        taken = [box for box, _, _ in found]
         for face in self.also(rgb):
-            box = corners(face[0])
-            if not taken or iou(box, np.array(taken)).max() <= 0.3:
+            if all(iou(face[0], box) <= 0.3 for box in taken):
                 found.append(face)
-                taken.append(box)
+                taken.append(face[0])
         return found
 
     def __call__(self, rgb: np.ndarray) -> list:

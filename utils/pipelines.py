@@ -95,11 +95,12 @@ def surround_batch(images, seed, share: float):
     """A ``share`` of the images get their surround from the batch's next image: outside a random box
     whose four edges each lie 0-15 % of the side in, the pixels are that other face's.
 
-    The training crops' margins are mostly a smear (the datasets' chips end inside the aligned crop and
-    are padded by replication), so a model trained on them alone reads what lies there at inference: a
-    neighbour's chin above a face in a group photograph moved UTKFace faces' predicted age by more than
-    3 years in 10 % of 2 x 2 collages (``benchmarks/consistency.py``). Showing it foreign surrounds,
-    another face's in particular, teaches it to read the face. Images are drawn per row."""
+    UTKFace's aligned training crops end in a smear (its chips stop inside the aligned crop, mostly above
+    the face, and are padded by replication), so a model trained on them reads what lies there at
+    inference: with the face's own keypoints, the neighbours of a 2 x 2 collage moved the shipped model's
+    age by more than 3 years for 9 % of UTKFace faces (``benchmarks/consistency.py``, its last line).
+    Showing it foreign surrounds, another face's in particular, teaches it to read the face. Images are
+    drawn per row."""
     n, height, width = tf.shape(images)[0], tf.shape(images)[1], tf.shape(images)[2]
     seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 2)
     coin = tf.random.stateless_uniform([n], seed=seeds[0]) < share

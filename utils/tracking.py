@@ -8,6 +8,7 @@ import numpy as np
 
 
 def iou(a, b) -> float:
+    """Intersection over union of two (x, y, w, h) boxes."""
     ax, ay, aw, ah = a
     bx, by, bw, bh = b
     ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
