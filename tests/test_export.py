@@ -74,12 +74,16 @@ def test_test_time_flip_maps_the_mirror_images_yaw_bins_back(toy_root):
     import keras
 
     from models import ModelSpec, build_net
-    from utils.evaluate import predictions
+    from utils.evaluate import predictions, view_predictions
 
     keras.utils.set_random_seed(0)
     net = build_net(ModelSpec("mini_xception", {"emotion": 7, "pose": 5}, input_size=32))
     plain, table, _ = predictions(net, {}, "toy_pose", "all", ["pose"], toy_root)
     both, _, _ = predictions(net, {}, "toy_pose", "all", ["pose"], toy_root, flip=True)
+    views, _, _ = view_predictions(net, {}, "toy_pose", "all", ["pose"], toy_root, flip=True)
+    assert views["pose"].shape == (2, len(table.paths), 5)  # the face's view, then the mirror image's
+    np.testing.assert_allclose(views["pose"][0], plain["pose"], atol=1e-6)
+    np.testing.assert_allclose(views["pose"].mean(0), both["pose"], atol=1e-6)
     mirrored = 2 * both["pose"] - plain["pose"]  # what the mirror images gave, after the swap
     from utils.evaluation import predict
     from utils.pipelines import ImageCache, image_dataset

@@ -49,3 +49,23 @@ def test_temperature_scaling_fixes_an_over_confident_head():
     assert ece(sure, labels) == 0.0
     wrong = np.eye(k)[(labels + 1) % k]  # always wrong, always sure: ECE 1
     assert ece(wrong, labels) == pytest.approx(1.0)
+
+
+def test_fitted_offsets_undo_a_head_that_favours_one_class():
+    from utils.calibration import fit_offsets, offset_scaled, scaled
+
+    rng = np.random.default_rng(1)
+    n = 6000
+    logits = rng.normal(0, 2, (n, 2))
+    p_true = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    labels = (rng.random(n) < p_true[:, 1]).astype(int)
+    bias = np.array([-0.5, 0.5])  # the head leans to class 1
+    leaning = np.exp(logits + bias) / np.exp(logits + bias).sum(1, keepdims=True)
+    views = np.stack([leaning, leaning])  # two identical views: their average is the head itself
+    offsets, temperature = fit_offsets(views, labels)
+    np.testing.assert_allclose(offsets, -bias, atol=0.12)
+    assert 0.9 < temperature < 1.1
+    np.testing.assert_allclose(offset_scaled(views, -bias), p_true, atol=1e-9)
+    np.testing.assert_allclose(offset_scaled(views[:1], [0.0, 0.0], 0.7), scaled(leaning, 0.7), atol=1e-12)
+    fixed = offset_scaled(views, offsets, temperature).argmax(1)
+    assert np.mean(fixed == labels) > np.mean(leaning.argmax(1) == labels) + 0.01

@@ -164,14 +164,26 @@ def select_rows(heads: dict, config: dict, dataset: str, split: str = "test", ta
 
 def predictions(net, config: dict, dataset: str, split: str = "test", tasks=None, data_dir=None,
                 batch_size: int = 128, bn_stats: str = "auto", progress: bool = False, flip: bool = False) -> tuple:
-    """``({task: (N, C) outputs}, table, tasks)`` of ``net`` on ``dataset``'s rows of ``split``.
+    """``({task: (N, C) outputs}, table, tasks)`` of ``net`` on ``dataset``'s rows of ``split``: the mean of
+    ``view_predictions``' views (with ``flip``, each face and its mirror image: test-time flip)."""
+    views, table, wanted = view_predictions(net, config, dataset, split, tasks, data_dir, batch_size, bn_stats,
+                                            progress, flip)
+    return {t: v.mean(0) for t, v in views.items()}, table, wanted
+
+
+def view_predictions(net, config: dict, dataset: str, split: str = "test", tasks=None, data_dir=None,
+                     batch_size: int = 128, bn_stats: str = "auto", progress: bool = False,
+                     flip: bool = False) -> tuple:
+    """``({task: (V, N, C) outputs}, table, tasks)`` of ``net`` on ``dataset``'s rows of ``split``, one
+    output per view: the face (V = 1) and with ``flip`` its mirror image too (V = 2; a flip permutes the
+    yaw bins and negates yaw and roll, mapped back by ``utils.tasks.unflip``).
 
     ``bn_stats``: ``saved`` normalises with the BatchNorm statistics stored in the model; ``own``
     re-estimates them on 1,024 of the dataset's training rows first, as an alternating run with
     ``--bn_stats per_dataset`` evaluates its datasets; ``auto`` = ``own`` for such runs, else ``saved``.
-    ``flip``: average each output with the output on the mirror image (test-time flip; a flip permutes
-    the yaw bins and negates yaw and roll, ``utils.tasks.flip_permutations``).
     """
+    import numpy as np
+
     from utils.evaluation import predict, predict_table
 
     table, train, wanted = select_rows(head_widths(net), config, dataset, split, tasks, data_dir)
@@ -192,6 +204,7 @@ def predictions(net, config: dict, dataset: str, split: str = "test", tasks=None
     # decoded once and rounded to uint8 after resizing, exactly as training and the demos feed the model
     cache = ImageCache(table.paths, int(size), int(channels))
     preds = predict_table(net, table, batch_size, int(size), int(channels), cache, progress=progress)
+    views = {t: [preds[t]] for t in wanted}
     if flip:
         from utils.pipelines import image_dataset
         from utils.tasks import flip_permutations, unflip
@@ -200,8 +213,8 @@ def predictions(net, config: dict, dataset: str, split: str = "test", tasks=None
                            .map(lambda x: x[:, :, ::-1, :]))
         perms = flip_permutations({t: table.info.vocab[t] for t in wanted})
         for t in wanted:
-            preds[t] = (preds[t] + unflip(mirrored[f"{t}_prediction"], perms.get(t))) / 2
-    return preds, table, wanted
+            views[t].append(unflip(mirrored[f"{t}_prediction"], perms.get(t)))
+    return {t: np.stack(v) for t, v in views.items()}, table, wanted
 
 
 def main(argv=None) -> int:
