@@ -41,3 +41,19 @@ def test_fairness_tables_count_each_group_and_name_the_gap(tmp_path):
     assert "| white | 2 | 1.000 |" in text and "| asian | 1 | 1.000 |" in text and "| black | 1 | 0.000 |" in text
     assert "| age MAE (years) by age band | n | value |" in text and "| 60+ | 1 | 10.00 |" in text
     assert text.count("| gap (largest - smallest) | | 1.000 |") >= 1
+
+
+def test_race_rows_at_the_whole_parts_age_mix_separate_difficulty_from_composition():
+    from utils.model_card import age_standardised, standardised_table
+
+    hits = np.array([1, 1, 0, 1, 1, 1], float)  # white: two adults; asian: two children (one right), two adults
+    band = np.array([2, 2, 0, 0, 2, 2])  # the part: a third children, two thirds 20-39
+    weights = np.bincount(band, minlength=5) / 6
+    assert age_standardised(hits[2:], band[2:], weights) == np.float64(1 / 3 * 0.5 + 2 / 3 * 1.0)  # raw: 0.75
+    assert age_standardised(hits[:2], band[:2], weights) == 1.0  # no children: the adult band alone
+    rows = standardised_table({"white": np.array([0, 1]), "asian": np.array([2, 3, 4, 5])}, band,
+                              {"gender accuracy": (hits, ".3f")})
+    assert rows[0] == "| race, at the whole part's age mix | n | aged 0-12 | gender accuracy | 95 % interval |"
+    assert rows[2] == "| white | 2 | 0.00 | 1.000 | 1.000 to 1.000 |"
+    assert rows[3] == "| asian | 4 | 0.50 | 0.833 | 0.667 to 1.000 |"  # the child is right or not
+    assert rows[4] == "| gap (largest - smallest) | | | white - asian: 0.167 | 0.000 to 0.333 |"

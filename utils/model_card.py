@@ -5,9 +5,10 @@
 Every number comes from ``utils/evaluate.py``'s predictions on the split the model was trained with
 (its config.json): FER2013's test part (emotion: accuracy, balanced accuracy, recall per class),
 UTKFace's test part (gender accuracy and age MAE overall, per race, per gender and per age band, with
-counts and the worst-group gap), Pointing'04's held-out persons (5-bin yaw accuracy per person, mean
-and spread). Calibration: a temperature per task (emotion, gender, pose) fitted on the datasets'
-validation rows (``utils/calibration.py``), and the 15-bin ECE on the test rows before and after it;
+counts and the worst-group gap; per race also at the whole part's age mix, with bootstrap intervals),
+Pointing'04's held-out persons (5-bin yaw accuracy per person, mean and spread). Calibration: a
+temperature per task (emotion, gender, pose) fitted on the datasets' validation rows
+(``utils/calibration.py``), and the 15-bin ECE on the test rows before and after it;
 ``--write_temperatures`` stores them in the model's config.json, where the demos read them. ``--flip``
 averages each prediction with the mirror image's. Prints markdown.
 """
@@ -147,8 +148,59 @@ def fairness(result, names: dict) -> list:
         out += group_table(f"gender accuracy by {by}", g, lambda idx: g_hit[idx].mean(), ".3f") + [""]
         if age_err is not None:
             out += group_table(f"age MAE (years) by {by}", g, lambda idx: age_err[idx].mean(), ".2f") + [""]
-    return out
+    band = np.select([(age >= lo) & (age <= hi) for lo, hi in BANDS], np.arange(len(BANDS)), -1)
+    metrics = {"gender accuracy": (g_hit.astype(np.float64), ".3f")}
+    if age_err is not None:
+        metrics["age MAE (years)"] = (age_err, ".2f")
+    return out + standardised_table(groups["race"], band, metrics)
 
+
+def age_standardised(values: np.ndarray, band: np.ndarray, weights: np.ndarray) -> float:
+    """The mean of ``values`` with each age band weighted by ``weights`` instead of its share of the rows
+    (direct standardisation); bands without rows are left out and the other weights rescaled."""
+    present = [b for b in range(len(weights)) if (band == b).any()]
+    return float(sum(weights[b] * values[band == b].mean() for b in present) / weights[present].sum())
+
+
+def standardised_table(groups: dict, band: np.ndarray, metrics: dict, draws: int = 1000, seed: int = 0) -> list:
+    """Per group, each metric at the whole part's age-band mix, with a 95 % bootstrap interval (rows drawn
+    again within each band of the group), and the gap between the largest and the smallest group with the
+    interval of their difference. Tells a group's own difficulty apart from its age composition: gender
+    is far harder to read on children, and the groups hold different shares of them."""
+    weights = np.bincount(band[band >= 0], minlength=len(BANDS)) / max((band >= 0).sum(), 1)
+    rng = np.random.default_rng(seed)
+    point, boot, young = {}, {}, {}
+    for name, idx in groups.items():
+        idx = idx[band[idx] >= 0]
+        if not len(idx):
+            continue
+        b = band[idx]
+        young[name] = (len(idx), np.mean(b == 0))
+        for metric, (values, _) in metrics.items():
+            v = values[idx]
+            point[name, metric] = age_standardised(v, b, weights)
+            boot[name, metric] = np.array([age_standardised(np.concatenate(
+                [rng.choice(v[b == k], (b == k).sum()) for k in np.unique(b)]), np.sort(b), weights)
+                for _ in range(draws)])
+
+    def cell(value, draws_, fmt):
+        lo, hi = np.percentile(draws_, [2.5, 97.5])
+        return f"{value:{fmt}} | {lo:{fmt}} to {hi:{fmt}}"
+
+    rows = [f"| race, at the whole part's age mix | n | aged {BANDS[0][0]}-{BANDS[0][1]} | "
+            + " | ".join(f"{metric} | 95 % interval" for metric in metrics) + " |",
+            "|---|---:|---:|" + "---:|" * 2 * len(metrics)]
+    rows += [f"| {name} | {n} | {share:.2f} | " + " | ".join(cell(point[name, m], boot[name, m], fmt)
+                                                           for m, (_, fmt) in metrics.items()) + " |"
+             for name, (n, share) in young.items()]
+    if len(young) > 1:
+        gaps = []
+        for m, (_, fmt) in metrics.items():
+            top = max(young, key=lambda g: point[g, m])
+            low = min(young, key=lambda g: point[g, m])
+            gaps.append(f"{top} - {low}: " + cell(point[top, m] - point[low, m], boot[top, m] - boot[low, m], fmt))
+        rows.append("| gap (largest - smallest) | | | " + " | ".join(gaps) + " |")
+    return rows + [""]
 
 if __name__ == "__main__":
     sys.exit(main())
