@@ -69,3 +69,15 @@ def test_fitted_offsets_undo_a_head_that_favours_one_class():
     np.testing.assert_allclose(offset_scaled(views[:1], [0.0, 0.0], 0.7), scaled(leaning, 0.7), atol=1e-12)
     fixed = offset_scaled(views, offsets, temperature).argmax(1)
     assert np.mean(fixed == labels) > np.mean(leaning.argmax(1) == labels) + 0.01
+
+
+def test_reliability_bins_hold_confidence_accuracy_and_count():
+    from utils.calibration import ece, reliability
+
+    probs = np.array([[0.95, 0.05]] * 4 + [[0.45, 0.55]] * 2)
+    labels = np.array([0, 0, 0, 1, 1, 0])  # sure rows: 3 of 4 right; unsure rows: 1 of 2
+    conf, acc, count = reliability(probs, labels, bins=10)
+    assert count.tolist() == [0, 0, 0, 0, 0, 2, 0, 0, 0, 4]
+    np.testing.assert_allclose([conf[9], acc[9], conf[5], acc[5]], [0.95, 0.75, 0.55, 0.5])
+    assert np.isnan(acc[0]) and np.isnan(conf[0])
+    assert ece(probs, labels, bins=10) == pytest.approx(4 / 6 * 0.2 + 2 / 6 * 0.05)

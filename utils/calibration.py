@@ -61,17 +61,21 @@ def fit_offsets(views: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, floa
     return offsets, temperature
 
 
+def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> tuple:
+    """Per equal-width bin of the top-class confidence: its mean confidence, its accuracy and its row count
+    (three arrays of length ``bins``; an empty bin has NaN confidence and accuracy and count 0)."""
+    conf, hit = probs.max(1), (probs.argmax(1) == labels).astype(np.float64)
+    which = np.clip(np.digitize(conf, np.linspace(0.0, 1.0, bins + 1)[1:-1], right=True), 0, bins - 1)
+    count = np.bincount(which, minlength=bins)
+    with np.errstate(invalid="ignore"):
+        return (np.bincount(which, conf, bins) / count, np.bincount(which, hit, bins) / count, count)
+
+
 def ece(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
     """Expected calibration error of the top-class confidence, ``bins`` equal-width bins."""
-    conf, hit = probs.max(1), (probs.argmax(1) == labels).astype(np.float64)
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, bins - 1)
-    total = 0.0
-    for b in range(bins):
-        rows = which == b
-        if rows.any():
-            total += rows.mean() * abs(hit[rows].mean() - conf[rows].mean())
-    return float(total)
+    conf, acc, count = reliability(probs, labels, bins)
+    have = count > 0
+    return float(np.sum(count[have] / count.sum() * np.abs(acc[have] - conf[have])))
 
 
 def prior_offsets(counts, class_balance_power: float = 0.0) -> np.ndarray:

@@ -10,7 +10,8 @@ Pointing'04's held-out persons (5-bin yaw accuracy per person, mean and spread).
 temperature per task (emotion, gender, pose) fitted on the datasets' validation rows
 (``utils/calibration.py``), and the 15-bin ECE on the test rows before and after it;
 ``--write_temperatures`` stores them in the model's config.json, where the demos read them. ``--flip``
-averages each prediction with the mirror image's. Prints markdown.
+averages each prediction with the mirror image's; ``--plot`` draws the test rows' reliability diagram.
+Prints markdown.
 """
 from __future__ import annotations
 
@@ -50,13 +51,14 @@ def main(argv=None) -> int:
     p.add_argument("--data_dir", default=None)
     p.add_argument("--flip", action="store_true", help="test-time flip")
     p.add_argument("--write_temperatures", action="store_true", help="store the fitted temperatures in config.json")
+    p.add_argument("--plot", default=None, help="write a reliability diagram of the test rows to this .png")
     a = p.parse_args(argv)
     from models import import_tensorflow_quietly
     from utils.logs import setup_logging
 
     setup_logging()
     import_tensorflow_quietly()
-    from utils.calibration import ece, fit_temperature, scaled
+    from utils.calibration import ece, fit_temperature, reliability, scaled
     from utils.evaluate import load_model_and_config, predictions
 
     try:
@@ -72,11 +74,13 @@ def main(argv=None) -> int:
             test[task] = predictions(net, config, dataset, "test", [task] + (["age"] if task == "gender" else []),
                                      a.data_dir, flip=a.flip)
         out += ["## Calibration (15-bin ECE on the test rows)", "",
-                "| task | temperature (fitted on validation) | ECE before | ECE after |", "|---|---:|---:|---:|"]
+                "| task | temperature (fitted on validation) | ECE before | ECE after | said 0.87-0.93 after: "
+                "right (n) |", "|---|---:|---:|---:|---:|"]
         for task, (preds, table, _) in test.items():
-            y = table.labels[task]
-            out.append(f"| {task} | {temps[task]:.2f} | {ece(preds[task], y):.3f} | "
-                       f"{ece(scaled(preds[task], temps[task]), y):.3f} |")
+            y, after = table.labels[task], scaled(preds[task], temps[task])
+            _, acc, count = reliability(after, y)  # 15 bins: the 14th holds the answers printed as 0.9
+            out.append(f"| {task} | {temps[task]:.2f} | {ece(preds[task], y):.3f} | {ece(after, y):.3f} | "
+                       f"{acc[13]:.2f} ({count[13]}) |")
         if "emotion" in test:
             preds, table, _ = test["emotion"]
             y, pred = table.labels["emotion"], preds["emotion"].argmax(1)
@@ -91,6 +95,10 @@ def main(argv=None) -> int:
         if "pose" in test:
             out += per_person(test["pose"])
         print("\n".join(out))
+        if a.plot:
+            reliability_png(Path(a.plot), {t: (preds[t], table.labels[t]) for t, (preds, table, _) in test.items()},
+                            temps)
+            print(f"\nreliability diagram written to {a.plot}")
         if a.write_temperatures:
             cfg_path = Path(path).with_name("config.json")
             data = json.loads(cfg_path.read_text())
@@ -101,6 +109,36 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def reliability_png(path: Path, results: dict, temperatures: dict, bins: int = 15) -> None:
+    """One panel per task: accuracy against mean confidence in each confidence bin, before and after the
+    task's temperature, over the diagonal of perfect calibration; marker area ~ the bin's share of rows."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from utils.calibration import ece, reliability, scaled
+
+    fig, axes = plt.subplots(1, len(results), figsize=(3.6 * len(results), 3.8), squeeze=False)
+    for ax, (task, (probs, labels)) in zip(axes[0], results.items()):
+        ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--")
+        arms = (("before", probs, "0.55"), (f"T = {temperatures[task]:.2f}", scaled(probs, temperatures[task]), "C0"))
+        for name, p, colour in arms:
+            conf, acc, count = reliability(p, labels, bins)
+            have = count > 0
+            ax.plot(conf[have], acc[have], color=colour, lw=1.2, marker="o", ms=3,
+                    label=f"{name}: ECE {ece(p, labels, bins):.3f}")
+            ax.scatter(conf[have], acc[have], s=400 * count[have] / count.sum() + 6, color=colour, zorder=3)
+        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (top class)", aspect="equal",
+               title=f"{task} (n = {len(labels)})")
+        ax.legend(loc="upper left", fontsize=8)
+    axes[0][0].set_ylabel("accuracy")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def column_of(table, column: str) -> np.ndarray:
