@@ -57,3 +57,23 @@ def test_race_rows_at_the_whole_parts_age_mix_separate_difficulty_from_compositi
     assert rows[2] == "| white | 2 | 0.00 | 1.000 | 1.000 to 1.000 |"
     assert rows[3] == "| asian | 4 | 0.50 | 0.833 | 0.667 to 1.000 |"  # the child is right or not
     assert rows[4] == "| gap (largest - smallest) | | | white - asian: 0.167 | 0.000 to 0.333 |"
+
+
+def test_the_reliability_diagram_has_a_panel_per_task_with_both_curves(tmp_path):
+    import cv2
+
+    from utils.model_card import reliability_png
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 500)
+    logits = rng.normal(0, 1, (500, 3))
+    logits[np.arange(500), labels] += 1.5
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    reliability_png(tmp_path / "r.png", {"emotion": (probs, labels), "pose": (probs, labels)},
+                    {"emotion": 0.7, "pose": 1.4})
+    image = cv2.imread(str(tmp_path / "r.png"))
+    assert image.shape[:2] == (round(3.8 * 110), round(2 * 3.6 * 110))  # two panels side by side
+    blue = (np.abs(image.astype(int) - [180, 119, 31]).sum(2) < 30)  # matplotlib's C0, in BGR
+    grey = (np.abs(image.astype(int) - [140, 140, 140]).sum(2) < 20)  # the "before" curve, colour 0.55
+    for half in (slice(0, image.shape[1] // 2), slice(image.shape[1] // 2, None)):
+        assert blue[:, half].sum() > 200 and grey[:, half].sum() > 200
