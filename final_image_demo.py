@@ -65,7 +65,7 @@ def summary(rec: dict, tasks: list) -> str:
     parts = []
     for t in tasks:
         ans = rec[t]
-        parts.append(f"{t} {ans['label']}" + (f" ({ans['prob']:.2f})" if "prob" in ans and t == "emotion" else ""))
+        parts.append(f"{t} {ans['label']}" + (f" ({ans['prob']:.2f})" if "prob" in ans else ""))
     return ", ".join(parts)
 
 

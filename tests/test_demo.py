@@ -393,3 +393,13 @@ def test_face_records_come_in_the_order_the_picture_numbers_them():
     boxes = [r["box"] for r in records]
     assert reading_order(boxes) == [0, 1, 2, 3]  # top left, top right, bottom left, bottom right
     assert boxes[0][0] < boxes[1][0] and boxes[1][1] < boxes[2][1]
+
+
+def test_every_class_answer_shows_its_calibrated_probability_and_age_its_range():
+    from utils.drawing import describe
+
+    rec = {"emotion": {"label": "happy", "prob": 0.994}, "gender": {"label": "female", "prob": 0.78},
+           "pose": {"label": "frontal", "prob": 0.451, "smoothed": "yaw +10..+60"},
+           "age": {"label": "23-29 years", "years": 26.5, "range": [23, 29]}}
+    assert [describe(rec, t) for t in rec] == ["happy 99%", "female 78%", "frontal 45%", "23-29 years"]
+    assert describe(rec, "pose", "smoothed") == "yaw +10..+60"  # a track's smoothed label has no one probability

@@ -19,10 +19,11 @@ YAW_ARROWS = {"frontal": 0.0, "yaw +10..+60": -0.5, "yaw -60..-10": 0.5, "yaw <=
 
 
 def describe(rec: dict, task: str, labels_key: str = "label") -> str:
-    """The short text of one task's answer (emotion with its probability, age as a range)."""
+    """The short text of one task's answer: a class with its calibrated probability ("female 78%"), age as
+    a range (its record carries no ``prob``); smoothed video labels without one."""
     ans = rec[task]
     value = ans.get(labels_key, ans["label"])
-    if task == "emotion" and labels_key == "label" and "prob" in ans:
+    if labels_key == "label" and "prob" in ans:
         return f"{value} {ans['prob']:.0%}"
     return value
 
