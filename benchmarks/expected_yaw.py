@@ -24,16 +24,34 @@ import utils  # noqa: E402,F401  (TensorFlow switches)
 from utils.datasets import DataError  # noqa: E402
 
 
+def rows(net, config: dict, centres: np.ndarray, splits, data_dir) -> list:
+    """One markdown row per Pointing'04 part: the two readings' MAE in degrees and 5-bin accuracy."""
+    from utils.calibration import scaled
+    from utils.evaluate import predictions
+    from utils.model_card import column_of
+    from utils.tasks import yaw_to_pose
+
+    out = []
+    for split in splits:
+        preds, table, _ = predictions(net, config, "pointing04", split, ["pose"], data_dir, flip=True)
+        probs = scaled(preds["pose"], config.get("temperatures", {}).get("pose", 1.0))
+        truth, label = column_of(table, "pan").astype(float), table.labels["pose"]
+        expected, top = probs @ centres, probs.argmax(1)
+        binned = np.array([yaw_to_pose(e) for e in expected])
+        out.append(f"| {split} | {len(label)} | {np.abs(centres[top] - truth).mean():.2f} | "
+                   f"{np.abs(expected - truth).mean():.2f} | {np.mean(top == label):.4f} | "
+                   f"{np.mean(binned == label):.4f} |")
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", required=True, help=".keras or .tflite file with its config.json beside it")
     p.add_argument("--test", action="store_true", help="also the held-out persons (after deciding on validation)")
     p.add_argument("--data_dir", default=None)
     a = p.parse_args(argv)
-    from utils.calibration import scaled
-    from utils.evaluate import head_widths, load_model_and_config, predictions, select_rows
+    from utils.evaluate import head_widths, load_model_and_config, select_rows
     from utils.model_card import column_of
-    from utils.tasks import yaw_to_pose
 
     try:
         net, config, _ = load_model_and_config(None, a.model)
@@ -42,22 +60,15 @@ def main(argv=None) -> int:
         train, _, _ = select_rows(head_widths(net), config, "pointing04", "train", ["pose"], a.data_dir)
         pan, label = column_of(train, "pan").astype(float), train.labels["pose"]
         centres = np.array([pan[label == k].mean() for k in range(5)])
-        print(f"{a.model}: bin centres (mean training pan) " + ", ".join(f"{c:+.1f}" for c in centres) + " degrees")
-        print("| part | n | MAE, argmax bin's centre | MAE, expected yaw | accuracy, argmax | "
-              "accuracy, expected yaw binned |")
-        print("|---|---:|---:|---:|---:|---:|")
-        for split in ("valid", "test") if a.test else ("valid",):
-            preds, table, _ = predictions(net, config, "pointing04", split, ["pose"], a.data_dir, flip=True)
-            probs = scaled(preds["pose"], config.get("temperatures", {}).get("pose", 1.0))
-            truth, label = column_of(table, "pan").astype(float), table.labels["pose"]
-            expected, top = probs @ centres, probs.argmax(1)
-            binned = np.array([yaw_to_pose(e) for e in expected])
-            print(f"| {split} | {len(label)} | {np.abs(centres[top] - truth).mean():.2f} | "
-                  f"{np.abs(expected - truth).mean():.2f} | {np.mean(top == label):.4f} | "
-                  f"{np.mean(binned == label):.4f} |")
+        table = rows(net, config, centres, ("valid", "test") if a.test else ("valid",), a.data_dir)
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    print(f"{a.model}: bin centres (mean training pan) " + ", ".join(f"{c:+.1f}" for c in centres) + " degrees")
+    print("| part | n | MAE, argmax bin's centre | MAE, expected yaw | accuracy, argmax | "
+          "accuracy, expected yaw binned |")
+    print("|---|---:|---:|---:|---:|---:|")
+    print("\n".join(table))
     return 0
 
 
