@@ -77,3 +77,12 @@ def test_the_reliability_diagram_has_a_panel_per_task_with_both_curves(tmp_path)
     grey = (np.abs(image.astype(int) - [140, 140, 140]).sum(2) < 20)  # the "before" curve, colour 0.55
     for half in (slice(0, image.shape[1] // 2), slice(image.shape[1] // 2, None)):
         assert blue[:, half].sum() > 200 and grey[:, half].sum() > 200
+
+
+def test_a_plot_path_that_cannot_be_written_is_refused_before_any_work(tmp_path, capsys):
+    from utils.model_card import main
+
+    (tmp_path / "taken.png").mkdir()
+    for bad in ("r.jpg", "taken.png"):
+        assert main(["--model", str(tmp_path / "none.keras"), "--plot", str(tmp_path / bad)]) == 1
+        assert "not a .png file that can be written" in capsys.readouterr().err

@@ -54,6 +54,9 @@ def main(argv=None) -> int:
     p.add_argument("--write_temperatures", action="store_true", help="store the fitted temperatures in config.json")
     p.add_argument("--plot", default=None, help="write a reliability diagram of the test rows to this .png")
     a = p.parse_args(argv)
+    if a.plot and not writable_png(Path(a.plot)):
+        print(f"error: --plot {a.plot}: not a .png file that can be written", file=sys.stderr)
+        return 1
     from models import import_tensorflow_quietly
     from utils.logs import setup_logging
 
@@ -97,8 +100,11 @@ def main(argv=None) -> int:
             out += per_person(test["pose"])
         print("\n".join(out))
         if a.plot:
-            reliability_png(Path(a.plot), {t: (preds[t], table.labels[t]) for t, (preds, table, _) in test.items()},
-                            temps)
+            try:
+                reliability_png(Path(a.plot), {t: (preds[t], table.labels[t]) for t, (preds, table, _) in test.items()},
+                                temps)
+            except OSError as exc:
+                raise DataError(f"--plot {a.plot}: {exc.strerror or exc}") from None
             print(f"\nreliability diagram written to {a.plot}")
         if a.write_temperatures:
             cfg_path = Path(path).with_name("config.json")
@@ -110,6 +116,19 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def writable_png(path: Path) -> bool:
+    """Whether ``path`` names a .png whose folder exists or can be made, and can be written to."""
+    import os
+
+    if path.suffix.lower() != ".png" or path.is_dir():
+        return False
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(path.parent, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
 
 
 def reliability_png(path: Path, results: dict, temperatures: dict, bins: int = 15) -> None:
