@@ -10,6 +10,9 @@ back with ``utils.tasks.unflip``), on the model input crops exactly as ``utils/e
 * ``five_crops``: the crop and the centre and four corners of a zoom-in to 0.92 of its side, each resized
   back (the 10-crop of Krizhevsky et al. 2012, with the whole crop added);
 * ``scales``: zoom-in to 0.95, the crop, zoom-out to 1.05 (replicated border).
+* ``shifts``: the crop and the crop moved by 2 % of its side left, right, up and down (replicated
+  border): an average over framings as far apart as BlazeFace's keypoints move between a face alone
+  and in a collage.
 
 Prints accuracy (age: MAE in years) per dataset and task for every arm. Choose on ``--split valid``.
 """
@@ -25,23 +28,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import utils  # noqa: E402,F401  (TensorFlow switches)
 
-ARMS = {  # name -> views (zoom, x offset, y offset); offsets in units of the free margin (-1..1)
+ARMS = {  # name -> views (zoom, x offset, y offset); offsets of the view's centre in units of the crop's side
     "flip": [(1.0, 0, 0)],
-    "five_crops": [(1.0, 0, 0), (0.92, 0, 0), (0.92, -1, -1), (0.92, 1, -1), (0.92, -1, 1), (0.92, 1, 1)],
+    "five_crops": [(1.0, 0, 0), (0.92, 0, 0), (0.92, -0.04, -0.04), (0.92, 0.04, -0.04), (0.92, -0.04, 0.04),
+                   (0.92, 0.04, 0.04)],
     "scales": [(0.95, 0, 0), (1.0, 0, 0), (1.05, 0, 0)],
+    "shifts": [(1.0, 0, 0), (1.0, -0.02, 0), (1.0, 0.02, 0), (1.0, 0, -0.02), (1.0, 0, 0.02)],
 }
 
 
 def view(images: np.ndarray, zoom: float, dx: float, dy: float) -> np.ndarray:
-    """``images`` (N, S, S, C) zoomed by ``1 / zoom`` about a centre shifted by (dx, dy) x the free margin."""
+    """``images`` (N, S, S, C) zoomed by ``1 / zoom`` about a centre moved by (dx, dy) x the side S."""
     import cv2
 
-    if zoom == 1.0:
+    if (zoom, dx, dy) == (1.0, 0, 0):
         return images
     size = images.shape[1]
     s, c = 1.0 / zoom, size / 2
-    shift = (1 - zoom) * size / 2
-    m = np.array([[s, 0, c - s * (c + dx * shift)], [0, s, c - s * (c + dy * shift)]], np.float32)
+    m = np.array([[s, 0, c - s * (c + dx * size)], [0, s, c - s * (c + dy * size)]], np.float32)
     return np.stack([cv2.warpAffine(x, m, (size, size), flags=cv2.INTER_LINEAR,
                                     borderMode=cv2.BORDER_REPLICATE).reshape(x.shape) for x in images])
 
