@@ -14,7 +14,8 @@ at 120 px, the change of the predicted age when each size uses its own keypoints
 image is cropped with the 200 px keypoints mapped onto it. Surroundings: in a 2 x 2 collage at 200 px,
 the share of ages within 3 years of the face alone with the collage's own keypoints, with the alone
 keypoints mapped onto the collage (only the surroundings differ), and with the collage's keypoints
-mapped back onto the face alone (only the keypoints differ).
+mapped back onto the face alone (only the keypoints differ), and how far the collage's keypoints lie
+from the alone ones.
 """
 from __future__ import annotations
 
@@ -157,7 +158,7 @@ def collage_cause(faces: list, fillers: list, predictor, detector, rng) -> None:
         return age_of(predictor, rgb, Face(box, 1.0, points.astype(np.float32)))
 
     near = np.zeros(3)
-    n = 0
+    n, moved, eyes = 0, [], []
     for face in faces:
         alone, (tile,) = on_canvas([face], 200, 1)
         collage, box = in_collage(face, fillers, 2, 200, rng)
@@ -172,10 +173,16 @@ def collage_cause(faces: list, fillers: list, predictor, detector, rng) -> None:
                 age(alone, a.box, c.landmarks - shift))
         near += np.abs(np.array(ages) - reference) <= 3
         n += 1
+        moved.append(np.linalg.norm(c.landmarks - (a.landmarks + shift), axis=1).mean())
+        eyes.append(np.linalg.norm(a.landmarks[0] - a.landmarks[1]))
     own, surroundings, keypoints = near / max(n, 1)
     print(f"collage cause, {n} faces in 2 x 2 collages at 200 px: age within 3 years of the face alone {own:.3f} "
           f"with the collage's keypoints, {surroundings:.3f} with the alone keypoints (only the surroundings "
           f"differ), {keypoints:.3f} with the collage's keypoints on the face alone (only the keypoints differ)")
+    if moved:
+        print(f"keypoint shift, the same faces: the collage's keypoints lie a median {np.median(moved):.1f} px "
+              f"(90th percentile {np.percentile(moved, 90):.1f} px) from the alone ones, with a median "
+              f"{np.median(eyes):.0f} px between the eyes")
 
 
 if __name__ == "__main__":
