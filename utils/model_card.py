@@ -227,13 +227,13 @@ def standardised_table(groups: dict, band: np.ndarray, metrics: dict, draws: int
     is far harder to read on children, and the groups hold different shares of them."""
     weights = np.bincount(band[band >= 0], minlength=len(BANDS)) / max((band >= 0).sum(), 1)
     rng = np.random.default_rng(seed)
-    point, boot, young = {}, {}, {}
+    point, boot, sizes = {}, {}, {}
     for name, idx in groups.items():
         idx = idx[band[idx] >= 0]
         if not len(idx):
             continue
         b = band[idx]
-        young[name] = (len(idx), np.mean(b == 0))
+        sizes[name] = (len(idx), np.mean(b == 0))  # rows, share of children
         for metric, (values, _) in metrics.items():
             v = values[idx]
             point[name, metric] = age_standardised(v, b, weights)
@@ -241,8 +241,8 @@ def standardised_table(groups: dict, band: np.ndarray, metrics: dict, draws: int
                 [rng.choice(v[b == k], (b == k).sum()) for k in np.unique(b)]), np.sort(b), weights)
                 for _ in range(draws)])
 
-    def cell(value, draws_, fmt):
-        lo, hi = np.percentile(draws_, [2.5, 97.5])
+    def cell(value, resampled, fmt):
+        lo, hi = np.percentile(resampled, [2.5, 97.5])
         return f"{value:{fmt}} | {lo:{fmt}} to {hi:{fmt}}"
 
     rows = [f"| race, at the whole part's age mix | n | aged {BANDS[0][0]}-{BANDS[0][1]} | "
@@ -250,12 +250,12 @@ def standardised_table(groups: dict, band: np.ndarray, metrics: dict, draws: int
             "|---|---:|---:|" + "---:|" * 2 * len(metrics)]
     rows += [f"| {name} | {n} | {share:.2f} | " + " | ".join(cell(point[name, m], boot[name, m], fmt)
                                                            for m, (_, fmt) in metrics.items()) + " |"
-             for name, (n, share) in young.items()]
-    if len(young) > 1:
+             for name, (n, share) in sizes.items()]
+    if len(sizes) > 1:
         gaps = []
         for m, (_, fmt) in metrics.items():
-            top = max(young, key=lambda g: point[g, m])
-            low = min(young, key=lambda g: point[g, m])
+            top = max(sizes, key=lambda g: point[g, m])
+            low = min(sizes, key=lambda g: point[g, m])
             gaps.append(f"{top} - {low}: " + cell(point[top, m] - point[low, m], boot[top, m] - boot[low, m], fmt))
         rows.append("| gap (largest - smallest) | | | " + " | ".join(gaps) + " |")
     return rows + [""]
