@@ -204,8 +204,11 @@ def test_tracker_keeps_identities_and_smooths_per_face():
     assert [r["track"] for r in first] == [0, 1] and [r["track"] for r in second] == [1, 0]
     # track 1 saw b then a: a tie, broken towards the most recent label
     assert second[0]["emotion"]["smoothed"] == "a" and second[1]["emotion"]["smoothed"] == "a"
+    assert second[0]["emotion"]["smoothed_prob"] == pytest.approx(0.5)  # a's mean over (0.1, 0.9)
+    assert second[1]["emotion"]["smoothed_prob"] == pytest.approx(0.9)
     third = tr.update([rec((205, 0, 50, 50), 0.1)], names)
     assert third[0]["track"] == 1 and third[0]["emotion"]["smoothed"] == "b"
+    assert third[0]["emotion"]["smoothed_prob"] == pytest.approx((0.9 + 0.1 + 0.9) / 3)  # b over the window
 
 
 def test_missing_video_is_a_clear_error(epga_model, tmp_path, capsys):
@@ -399,7 +402,8 @@ def test_every_class_answer_shows_its_calibrated_probability_and_age_its_range()
     from utils.drawing import describe
 
     rec = {"emotion": {"label": "happy", "prob": 0.994}, "gender": {"label": "female", "prob": 0.78},
-           "pose": {"label": "frontal", "prob": 0.451, "smoothed": "yaw +10..+60"},
-           "age": {"label": "23-29 years", "years": 26.5, "range": [23, 29]}}
+           "pose": {"label": "frontal", "prob": 0.451, "smoothed": "yaw +10..+60", "smoothed_prob": 0.5},
+           "age": {"label": "23-29 years", "years": 26.5, "range": [23, 29], "smoothed": "24-30 years"}}
     assert [describe(rec, t) for t in rec] == ["happy 99%", "female 78%", "frontal 45%", "23-29 years"]
-    assert describe(rec, "pose", "smoothed") == "yaw +10..+60"  # a track's smoothed label has no one probability
+    assert describe(rec, "pose", "smoothed") == "yaw +10..+60 50%"  # a track's label, its mean over the window
+    assert describe(rec, "age", "smoothed") == "24-30 years"

@@ -19,13 +19,12 @@ YAW_ARROWS = {"frontal": 0.0, "yaw +10..+60": -0.5, "yaw -60..-10": 0.5, "yaw <=
 
 
 def describe(rec: dict, task: str, labels_key: str = "label") -> str:
-    """The short text of one task's answer: a class with its calibrated probability ("female 78%"), age as
-    a range (its record carries no ``prob``); smoothed video labels without one."""
+    """The short text of one task's answer: a class with its calibrated probability ("female 78%"; a video
+    track's label with its mean probability over the window), age as a range (it carries no probability)."""
     ans = rec[task]
     value = ans.get(labels_key, ans["label"])
-    if labels_key == "label" and "prob" in ans:
-        return f"{value} {ans['prob']:.0%}"
-    return value
+    prob = ans.get("prob" if labels_key == "label" else f"{labels_key}_prob")
+    return value if prob is None else f"{value} {prob:.0%}"
 
 
 def lines_of(rec: dict, tasks: list, labels_key: str) -> list:

@@ -64,8 +64,9 @@ class FaceTracker:
                 if "years" in rec[t]:  # the interval of the window's mean distribution
                     cdf = np.cumsum(np.mean(hist, axis=0) / np.mean(hist, axis=0).sum())
                     rec[t]["smoothed"] = f"{int(np.searchsorted(cdf, 0.25))}-{int(np.searchsorted(cdf, 0.75))} years"
-                else:
-                    rec[t]["smoothed"] = names[self._smoothed_index(hist)]
+                else:  # the window's label, with its mean probability over the window
+                    k = self._smoothed_index(hist)
+                    rec[t]["smoothed"], rec[t]["smoothed_prob"] = names[k], float(np.mean(hist, axis=0)[k])
         for track in self.tracks:
             if track.id not in {r["track"] for r in records}:
                 track.missed += 1
