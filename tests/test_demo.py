@@ -211,6 +211,18 @@ def test_tracker_keeps_identities_and_smooths_per_face():
     assert third[0]["emotion"]["smoothed_prob"] == pytest.approx((0.9 + 0.1 + 0.9) / 3)  # b over the window
 
 
+def test_a_tracks_age_is_the_interval_of_its_windows_mean_distribution():
+    names = {"age": [str(i) for i in range(101)]}
+    tr = FaceTracker(window=2)
+
+    def rec(centre):  # a fifth of the mass on each of centre-2 .. centre+2
+        probs = {n: (0.2 if abs(int(n) - centre) <= 2 else 0.0) for n in names["age"]}
+        return {"box": (0, 0, 50, 50), "age": {"probs": probs, "years": float(centre)}}
+
+    assert tr.update([rec(20)], names)[0]["age"]["smoothed"] == "19-21 years"
+    assert tr.update([rec(40)], names)[0]["age"]["smoothed"] == "20-40 years"  # half the mass at each age
+
+
 def test_missing_video_is_a_clear_error(epga_model, tmp_path, capsys):
     assert final_video_demo.main(["--weights", epga_model, "--video", str(tmp_path / "x.mp4")]) == 1
     assert "x.mp4: no such file" in capsys.readouterr().err

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from utils.kinds import KINDS
+
 
 def iou(a, b) -> float:
     """Intersection over union of two (x, y, w, h) boxes."""
@@ -61,12 +63,12 @@ class FaceTracker:
                     rec[t]["smoothed"] = ", ".join(f"{a} {v:+.0f}" for a, v in mean.items())
                     continue
                 hist.append(np.array([rec[t]["probs"][n] for n in names]))
-                if "years" in rec[t]:  # the interval of the window's mean distribution
-                    cdf = np.cumsum(np.mean(hist, axis=0) / np.mean(hist, axis=0).sum())
-                    rec[t]["smoothed"] = f"{int(np.searchsorted(cdf, 0.25))}-{int(np.searchsorted(cdf, 0.75))} years"
+                mean = np.mean(hist, axis=0)
+                if "years" in rec[t]:  # the interval of the window's mean distribution, as one frame's is read
+                    rec[t]["smoothed"] = KINDS["years"].decode(names, mean)["label"]
                 else:  # the window's label, with its mean probability over the window
                     k = self._smoothed_index(hist)
-                    rec[t]["smoothed"], rec[t]["smoothed_prob"] = names[k], float(np.mean(hist, axis=0)[k])
+                    rec[t]["smoothed"], rec[t]["smoothed_prob"] = names[k], float(mean[k])
         for track in self.tracks:
             if track.id not in {r["track"] for r in records}:
                 track.missed += 1
