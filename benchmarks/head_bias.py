@@ -59,14 +59,12 @@ def main(argv=None) -> int:
     p.add_argument("--data_dir", default=None)
     a = p.parse_args(argv)
     from utils.calibration import fit_offsets, offset_scaled
-    from utils.evaluate import load_model_and_config, view_predictions
+    from utils.evaluate import labelling_dataset, load_model_and_config, view_predictions
     from utils.kinds import kind_of
 
     try:
         net, config, _ = load_model_and_config(None, a.model)
-        source = next((name for name, tasks in config.get("datasets", []) if a.task in tasks), None)
-        if source is None:
-            raise DataError(f"{a.model}: its config.json names no training dataset that labels '{a.task}'")
+        source = labelling_dataset(config, a.task, a.model)
         views, table, _ = view_predictions(net, config, source, "valid", [a.task], a.data_dir, flip=True)
         v, y = views[a.task], table.labels[a.task]
         if kind_of(table.info.vocab[a.task]).name != "classes" or len(np.unique(y)) < 2:

@@ -98,6 +98,14 @@ def tested_per_dataset(config: dict) -> bool:
     return config.get("mode") == "alternating" and config.get("bn_stats") == "per_dataset"
 
 
+def labelling_dataset(config: dict, task: str, model) -> str:
+    """The training dataset of a run's config.json that labels ``task`` (a DataError naming ``model`` if none)."""
+    source = next((name for name, tasks in config.get("datasets", []) if task in tasks), None)
+    if source is None:
+        raise DataError(f"{model}: its config.json names no training dataset that labels '{task}'")
+    return source
+
+
 def head_widths(net) -> dict:
     """task -> output width of each ``<task>_prediction`` head of a Keras model or ``TFLiteModel``."""
     return {k.removesuffix("_prediction"): int(v.shape[-1]) for k, v in net.output.items()}

@@ -47,15 +47,13 @@ def main(argv=None) -> int:
         import_tensorflow_quietly()
         from models import shift_logits
         from utils.calibration import prior_offsets
-        from utils.evaluate import head_widths, load_model_and_config, select_rows
+        from utils.evaluate import head_widths, labelling_dataset, load_model_and_config, select_rows
         from utils.targets import BALANCE_POWER
 
         net, config, _ = load_model_and_config(None, a.model)
         if a.task in config.get("prior_shift", {}):
             raise DataError(f"{a.model}: its '{a.task}' head is already shifted (config.json prior_shift)")
-        source = next((name for name, tasks in config.get("datasets", []) if a.task in tasks), None)
-        if source is None:
-            raise DataError(f"{a.model}: its config.json names no training dataset that labels '{a.task}'")
+        source = labelling_dataset(config, a.task, a.model)
         heads = head_widths(net)
         train, _, _ = select_rows(heads, config, source, "train", [a.task], a.data_dir)
         labels = train.labels[a.task]
