@@ -93,3 +93,29 @@ def test_test_time_flip_maps_the_mirror_images_yaw_bins_back(toy_root):
     raw = raw["pose_prediction"]
     np.testing.assert_allclose(mirrored, raw[:, [0, 2, 1, 4, 3]], atol=1e-5)  # +10..+60 <-> -60..-10, etc.
     assert not np.allclose(mirrored, raw, atol=1e-3)
+
+
+def test_a_head_named_in_test_views_averages_over_its_arm_and_the_others_keep_the_flip(toy_root):
+    """``--flip`` reads the model's config: the named head's arm of views (utils/views.py), the rest flip."""
+    import keras
+
+    from models import ModelSpec, build_net
+    from utils.datasets import DataError
+    from utils.evaluate import view_predictions
+    from utils.evaluation import predict
+    from utils.pipelines import ImageCache, image_dataset
+    from utils.views import ARMS, view
+
+    keras.utils.set_random_seed(0)
+    net = build_net(ModelSpec("mini_xception", {"emotion": 7, "pose": 5}, input_size=32))
+    flip, table, _ = view_predictions(net, {}, "toy_pose", "all", ["pose"], toy_root, flip=True)
+    views, _, _ = view_predictions(net, {"test_views": {"pose": "scales"}}, "toy_pose", "all", ["pose"], toy_root,
+                                   flip=True)
+    assert views["pose"].shape == (6, len(table.paths), 5)  # three views, each with its mirror image
+    np.testing.assert_allclose(views["pose"][2:4], flip["pose"], atol=1e-6)  # the crop itself, as with flip
+    pixels = np.concatenate([b.numpy() for b in image_dataset(table.paths, 64, 32, 1, ImageCache(table.paths, 32, 1))])
+    zoomed = predict(net, [view(pixels, *ARMS["scales"][0])])["pose_prediction"]  # the 0.95 zoom-in
+    np.testing.assert_allclose(views["pose"][0], zoomed, atol=1e-5)
+    assert not np.allclose(views["pose"][0], flip["pose"][0], atol=1e-3)
+    with pytest.raises(DataError, match="unknown arms"):
+        view_predictions(net, {"test_views": {"pose": "zooms"}}, "toy_pose", "all", ["pose"], toy_root, flip=True)

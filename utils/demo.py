@@ -67,7 +67,8 @@ class Predictor:
 
     ``temperatures``: task -> T of temperature scaling fitted on validation (stored in the model's
     config.json); probabilities are ``softmax(log p / T)``, so that a printed 0.9 is right about 9
-    times in 10.
+    times in 10. ``views``: task -> the arm of test-time views its head averages over with ``flip``
+    (config.json ``test_views``; a head not named averages the face and its mirror image).
     """
 
     forward: object  # (N, size, size, channels) float32 pixels 0..255 -> {"<task>_prediction": array}
@@ -79,6 +80,7 @@ class Predictor:
     margin: float = 0.15
     temperatures: dict = field(default_factory=dict)
     flip: bool = True  # test-time flip: average each face's prediction with its mirror image's
+    views: dict = field(default_factory=dict)  # task -> arm of utils/views.py (config.json test_views)
 
     def prepare(self, rgb: np.ndarray, face: Face) -> np.ndarray:
         """The model's input for one face, in OpenCV: aligned crop, grey for one-channel models."""
@@ -92,14 +94,22 @@ class Predictor:
         if not inputs:
             return []
         batch = np.stack(inputs).astype(np.float32)
-        out = self.forward(np.concatenate([batch, batch[:, :, ::-1]]) if self.flip else batch)
-        if self.flip:  # the mirror image's outputs, mapped back (yaw bins swap sides, yaw and roll change sign)
+        if self.flip:  # each head's test-time views, each with its mirror image (utils/views.py)
             from utils.tasks import flip_permutations, unflip
+            from utils.views import head_arms, per_head, view, views_needed
 
-            n, perms = len(batch), flip_permutations(self.class_names)
-            for t in self.tasks:
-                own, mirror = out[f"{t}_prediction"][:n], out[f"{t}_prediction"][n:]
-                out[f"{t}_prediction"] = (own + unflip(mirror, perms.get(t))) / 2
+            arms = head_arms({"test_views": self.views}, self.tasks)
+            needed = views_needed(arms)
+            x = [view(batch, *v) for v in needed]
+            out = self.forward(np.concatenate([y for z in x for y in (z, z[:, :, ::-1])]))
+            n, perms, outputs = len(batch), flip_permutations(self.class_names), {}
+            for k, v in enumerate(needed):  # the mirror image's outputs mapped back (yaw bins swap sides)
+                part = {t: out[f"{t}_prediction"][2 * k * n:(2 * k + 2) * n] for t in self.tasks}
+                outputs[v] = ({t: p[:n] for t, p in part.items()},
+                              {t: unflip(p[n:], perms.get(t)) for t, p in part.items()})
+            out = {f"{t}_prediction": v.mean(0) for t, v in per_head(outputs, arms).items()}
+        else:
+            out = self.forward(batch)
         per_task = {t: calibrated(out[f"{t}_prediction"], self.temperatures.get(t)) for t in self.tasks}
         return [{t: per_task[t][i] for t in self.tasks} for i in range(len(inputs))]
 
@@ -222,8 +232,14 @@ def load_predictor(run: str | None = None, weights: str | None = None, runs_dir:
                         f"'<task>_prediction'); is it a model of this project?")
     names = config.get("class_names") or {}
     class_names = {t: names.get(t) or class_names_for(t, sizes[f"{t}_prediction"]) for t in tasks}
+    from utils.views import head_arms
+
+    try:
+        views = head_arms(config, tasks)
+    except ValueError as exc:
+        raise DemoError(f"{Path(weights).with_name('config.json')}: {exc}") from None
     return Predictor(forward, tasks, class_names, int(shape[1]), int(shape[3]), weights,
-                     temperatures=config.get("temperatures", {}))
+                     temperatures=config.get("temperatures", {}), views=views)
 
 
 # ------------------------------------------------------------------------------------ records

@@ -183,8 +183,10 @@ def view_predictions(net, config: dict, dataset: str, split: str = "test", tasks
                      batch_size: int = 128, bn_stats: str = "auto", progress: bool = False,
                      flip: bool = False) -> tuple:
     """``({task: (V, N, C) outputs}, table, tasks)`` of ``net`` on ``dataset``'s rows of ``split``, one
-    output per view: the face (V = 1) and with ``flip`` its mirror image too (V = 2; a flip permutes the
-    yaw bins and negates yaw and roll, mapped back by ``utils.tasks.unflip``).
+    output per view: the face (V = 1), and with ``flip`` the test-time views of the head's arm in the
+    model's config (``utils/views.py``; by default the face and its mirror image, V = 2), each view with
+    its mirror image (a flip permutes the yaw bins and negates yaw and roll, mapped back by
+    ``utils.tasks.unflip``).
 
     ``bn_stats``: ``saved`` normalises with the BatchNorm statistics stored in the model; ``own``
     re-estimates them on 1,024 of the dataset's training rows first, as an alternating run with
@@ -212,17 +214,30 @@ def view_predictions(net, config: dict, dataset: str, split: str = "test", tasks
     # decoded once and rounded to uint8 after resizing, exactly as training and the demos feed the model
     cache = ImageCache(table.paths, int(size), int(channels))
     preds = predict_table(net, table, batch_size, int(size), int(channels), cache, progress=progress)
-    views = {t: [preds[t]] for t in wanted}
-    if flip:
-        from utils.pipelines import image_dataset
-        from utils.tasks import flip_permutations, unflip
+    if not flip:
+        return {t: preds[t][None] for t in wanted}, table, wanted
+    from utils.pipelines import image_dataset
+    from utils.tasks import flip_permutations, unflip
+    from utils.views import IDENTITY, head_arms, per_head, view, views_needed
 
-        mirrored = predict(net, image_dataset(table.paths, batch_size, int(size), int(channels), cache)
-                           .map(lambda x: x[:, :, ::-1, :]))
-        perms = flip_permutations({t: table.info.vocab[t] for t in wanted})
-        for t in wanted:
-            views[t].append(unflip(mirrored[f"{t}_prediction"], perms.get(t)))
-    return {t: np.stack(v) for t, v in views.items()}, table, wanted
+    try:
+        arms = head_arms(config, wanted)
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
+    perms = flip_permutations({t: table.info.vocab[t] for t in wanted})
+    images = image_dataset(table.paths, batch_size, int(size), int(channels), cache)
+    mirrored = predict(net, images.map(lambda x: x[:, :, ::-1, :]))
+    outputs = {IDENTITY: (preds, {t: unflip(mirrored[f"{t}_prediction"], perms.get(t)) for t in wanted})}
+    others = views_needed(arms)[1:]
+    pixels = np.concatenate([b.numpy() for b in images]).astype(np.float32) if others else None
+    for v in others:  # OpenCV warps of the same pixels, as the demos apply them
+        x = view(pixels, *v)
+        batches = range(0, len(x), batch_size)
+        own = predict(net, [x[i:i + batch_size] for i in batches])
+        mirrored = predict(net, [x[i:i + batch_size, :, ::-1] for i in batches])
+        outputs[v] = ({t: own[f"{t}_prediction"] for t in wanted},
+                      {t: unflip(mirrored[f"{t}_prediction"], perms.get(t)) for t in wanted})
+    return per_head(outputs, arms), table, wanted
 
 
 def main(argv=None) -> int:
@@ -236,7 +251,8 @@ def main(argv=None) -> int:
     p.add_argument("--task", nargs="*", default=None, help="tasks to evaluate (default: all the dataset labels)")
     p.add_argument("--data_dir", default=None)
     p.add_argument("--flip", action="store_true",
-                   help="test-time flip: average every output with the output on the mirror image")
+                   help="test-time views: average every output with the output on the mirror image (and, for a "
+                        "head the model's config.json names in test_views, over that arm's views)")
     p.add_argument("--bn_stats", default="auto", choices=("auto", "saved", "own"),
                    help="BatchNorm statistics: the model's, or re-estimated on the dataset's training rows (auto: "
                         "as the run evaluated)")
