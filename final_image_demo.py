@@ -92,13 +92,12 @@ def main(argv=None) -> int:
             raise DemoError(f"--output {a.output}: OpenCV writes no image with this suffix; name a file such as "
                             "annotated.jpg or .png")
 
-        from utils.demo import face_records, load_predictor, read_image
+        from utils.demo import apply_model_flags, face_records, load_predictor, read_image
         from utils.drawing import draw
         from utils.faces import detect, make_detector
 
         detector = make_detector(a.detector, a.min_face)
-        predictor = load_predictor(a.run, a.weights, a.runs_dir)
-        predictor.margin = a.margin
+        predictor = apply_model_flags(load_predictor(a.run, a.weights, a.runs_dir), a)
         if a.tasks:
             unknown = set(a.tasks) - set(predictor.tasks)
             if unknown:

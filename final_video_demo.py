@@ -95,14 +95,13 @@ def main(argv=None) -> int:
         check(a)
         import cv2
 
-        from utils.demo import FaceTracker, face_records, load_predictor
+        from utils.demo import FaceTracker, apply_model_flags, face_records, load_predictor
         from utils.drawing import draw
         from utils.faces import detect, make_detector
         from utils.tables import FaceTable
 
         detector = make_detector(a.detector, a.min_face)
-        predictor = load_predictor(a.run, a.weights, a.runs_dir)
-        predictor.margin = a.margin
+        predictor = apply_model_flags(load_predictor(a.run, a.weights, a.runs_dir), a)
         print(f"model: {predictor.source} (tasks: {', '.join(predictor.tasks)}); detector: {a.detector}")
         cap, name = open_capture(a)
         names = {t: predictor.class_names[t] for t in predictor.tasks}

@@ -7,7 +7,9 @@ that every frame has several faces and no face repeats within a frame. Arms, run
 alternating order within each round:
 
 * ``ours-blazeface``: the demos' default, BlazeFace with keypoint alignment, the shipped model's
-  TFLite export (emotion, pose, gender, age) in one batched call per frame, through LiteRT;
+  TFLite export (emotion, pose, gender, age) in one batched call per frame, through LiteRT, with each
+  head's test-time views (its config.json's ``test_views``, ``utils/views.py``);
+* ``ours-flip``: the same with the mirror image as every head's only extra view (what the views cost);
 * ``ours-refined``: the same with ``blazeface_refine`` (each face's keypoints read again at three
   canonical scales and averaged);
 * ``fer``: ``fer.FER(mtcnn=False).detect_emotions`` (Haar cascade, scale 1.1, 5 neighbours, faces >= 50
@@ -97,6 +99,8 @@ def main(argv=None) -> int:
     p.add_argument("--recall", type=int, default=0, help="also measure detection recall on this many ExpW photos")
     a = p.parse_args(argv)
 
+    from dataclasses import replace
+
     from utils.demo import face_records, load_predictor
 
     frames = collages(Path(a.shared) / "utkface_sample" / "UTKFace", a.frames)
@@ -111,8 +115,10 @@ def main(argv=None) -> int:
     refined = make_detector("blazeface_refine", 50)
     if a.recall:
         recall(Path(a.shared) / "expw_sample", a.recall, {"blazeface": blaze, "mtcnn": mtcnn, "haar": haar})
+    flip_only = replace(predictor, views={})
     arms = {
         "ours-blazeface": lambda f: len(face_records(predictor, f, detect(blaze, f))),
+        "ours-flip": lambda f: len(face_records(flip_only, f, detect(blaze, f))),
         "ours-refined": lambda f: len(face_records(predictor, f, detect(refined, f))),
         "fer": lambda f: len(fer.detect_emotions(f[:, :, ::-1].copy())),
         "ours-haar": lambda f: len(face_records(predictor, f, detect(haar, f))),

@@ -18,12 +18,14 @@ Each arm (``utils.views.ARMS``) averages the model's outputs over its views and 
 
 Prints accuracy (age: MAE in years) per dataset and task for every arm, then per head the arm that
 scores best and its gain over ``flip`` with a paired bootstrap 95 % interval (the same rows resampled
-for both arms): the four heads read the same forward passes, so each could average over its own views.
-Choose on ``--split valid``.
+for both arms): the four heads read the same forward passes, so each can average over its own views.
+Choose on ``--split valid``: ``--write_views`` stores each head's best arm in the model's config.json
+(``test_views``) where it beats flip by ``MIN_GAIN``, which ``utils/evaluate.py --flip`` and the demos read.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -32,7 +34,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import utils  # noqa: E402,F401  (TensorFlow switches)
-from utils.views import ARMS, view  # noqa: E402
+from utils.views import ARMS, DEFAULT_ARM, view  # noqa: E402
+
+MIN_GAIN = {"classes": 0.003, "years": 0.05}  # what a head's arm must gain over flip (accuracy; years of MAE)
 
 
 def row_scores(kind: str, labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
@@ -59,7 +63,12 @@ def main(argv=None) -> int:
     p.add_argument("--datasets", nargs="+", default=["fer2013", "utkface", "pointing04"])
     p.add_argument("--split", default="valid", choices=("valid", "test"))
     p.add_argument("--data_dir", default=None)
+    p.add_argument("--write_views", action="store_true",
+                   help="store per head in the model's config.json the best arm if it beats flip by MIN_GAIN on this "
+                        "split (valid only), else flip; utils/evaluate.py --flip and the demos then use it")
     a = p.parse_args(argv)
+    if a.write_views and a.split != "valid":
+        p.error("--write_views chooses on --split valid only (a test part chooses nothing)")
     from utils.evaluate import head_widths, load_model_and_config, select_rows
     from utils.evaluation import task_metrics
     from utils.kinds import kind_of
@@ -98,11 +107,21 @@ def main(argv=None) -> int:
             print(f"| {dataset}: {t} | " + " | ".join(f"{v:.4f}" for v in scores[t]) + " |")
         per_head.extend((dataset, t, kinds[t], r) for t, r in rows.items())
     print("\nper head, the best arm against flip (gain: accuracy, or years of MAE saved; paired bootstrap 95 %):")
+    chosen = {}
     for dataset, t, kind, r in per_head:
         sign = -1.0 if kind == "years" else 1.0  # lower MAE is better
         best = max(r, key=lambda arm: sign * r[arm].mean())
         gain, lo, hi = paired_interval(sign * r[best], sign * r["flip"])
         print(f"{dataset}: {t}: {best}, gain {gain:+.4f} ({lo:+.4f} to {hi:+.4f}), n = {len(r[best])}")
+        chosen[t] = best if gain >= MIN_GAIN.get(kind, MIN_GAIN["classes"]) else DEFAULT_ARM
+    if a.write_views:
+        from utils.run_dir import atomic_write_text
+
+        path = Path(a.model).with_name("config.json")
+        config = json.loads(path.read_text())
+        config["test_views"] = chosen
+        atomic_write_text(path, json.dumps(config, indent=2) + "\n")
+        print(f"written: test_views {chosen} in {path}")
     return 0
 
 

@@ -268,6 +268,7 @@ def test_the_shipped_model_reads_the_astronaut_as_a_happy_adult_woman(tmp_path):
     assert face["emotion"]["label"] == "happy" and face["emotion"]["prob"] > 0.8
     assert face["gender"]["label"] == "female"
     assert 20 <= face["age"]["years"] <= 60 and face["age"]["label"].endswith(" years")
+    assert face["pose"]["label"] in ("frontal", "yaw +10..+60", "yaw -60..-10")  # roughly frontal: no outer bin
     # the demo's TFLite model (no TensorFlow) gives the Keras model's numbers
     predictor, keras_twin = load_predictor(), load_predictor(weights=str(SHIPPED_MODEL))
     assert predictor.source.endswith("model.tflite") and keras_twin.source.endswith("model.keras")

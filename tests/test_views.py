@@ -73,3 +73,24 @@ def test_the_shipped_config_names_known_arms():
         pytest.skip("the shipped model is not in this checkout")
     predictor = load_predictor()
     assert set(predictor.views.values()) <= set(ARMS) and set(predictor.views) == set(predictor.tasks)
+
+
+def test_the_demos_views_flag_keeps_trims_or_drops_the_views():
+    import argparse
+
+    from utils.demo import add_model_flags, apply_model_flags
+
+    p = argparse.ArgumentParser()
+    add_model_flags(p)
+    base = dict(forward=_forward_reading_the_pixels, tasks=["gender", "pose"], class_names=NAMES, size=32,
+                channels=1, source="fake")
+    chosen = {"gender": "scales", "pose": "five_crops"}
+    model = apply_model_flags(Predictor(**base, views=dict(chosen)), p.parse_args([]))
+    assert model.flip and model.views == chosen
+    flip = apply_model_flags(Predictor(**base, views=dict(chosen)), p.parse_args(["--views", "flip"]))
+    assert flip.flip and flip.views == {}
+    flags = p.parse_args(["--views", "none", "--margin", "0.3"])
+    none = apply_model_flags(Predictor(**base, views=dict(chosen)), flags)
+    assert not none.flip and none.margin == 0.3
+    with pytest.raises(SystemExit):
+        p.parse_args(["--views", "zooms"])

@@ -33,6 +33,7 @@ class DemoError(Exception):
 
 # ------------------------------------------------------------------------------------ flags
 DETECTOR_NAMES = ("blazeface", "blazeface_refine", "mtcnn", "dlib", "haar")
+VIEW_FLAGS = ("model", "flip", "none")
 
 
 def add_model_flags(p, detector: str = "blazeface") -> None:
@@ -47,6 +48,19 @@ def add_model_flags(p, detector: str = "blazeface") -> None:
                         "steadier answers, a third of the speed)")
     p.add_argument("--min_face", type=int, default=40, help="smallest face side (pixels) to look for")
     p.add_argument("--margin", type=float, default=0.15, help="border around boxes of faces without landmarks")
+    p.add_argument("--views", default="model", choices=VIEW_FLAGS,
+                   help="test-time views: 'model' averages each head over the views its config.json names (the "
+                        "model card's numbers), 'flip' over the face and its mirror image only (faster), 'none' "
+                        "one pass")
+
+
+def apply_model_flags(predictor: Predictor, a) -> Predictor:
+    """``predictor`` with the shared flags' crop margin and test-time views (``add_model_flags``)."""
+    predictor.margin = a.margin
+    predictor.flip = a.views != "none"
+    if a.views == "flip":
+        predictor.views = {}
+    return predictor
 
 
 # ------------------------------------------------------------------------------------ images

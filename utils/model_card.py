@@ -10,7 +10,8 @@ Pointing'04's held-out persons (5-bin yaw accuracy per person, mean and spread).
 temperature per task (emotion, gender, pose) fitted on the datasets' validation rows
 (``utils/calibration.py``), and the 15-bin ECE on the test rows before and after it;
 ``--write_temperatures`` stores them in the model's config.json, where the demos read them. ``--flip``
-averages each prediction with the mirror image's; ``--plot`` draws the test rows' reliability diagram.
+averages each prediction over the model's test-time views, as the demos do (the mirror image, and the
+arms its config.json names per head: ``utils/views.py``); ``--plot`` draws the test rows' reliability diagram.
 Prints markdown.
 """
 from __future__ import annotations
@@ -50,7 +51,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", required=True, help=".keras model with its run's config.json beside it")
     p.add_argument("--data_dir", default=None)
-    p.add_argument("--flip", action="store_true", help="test-time flip")
+    p.add_argument("--flip", action="store_true",
+                   help="test-time views as the demos predict: the mirror image (and config.json's test_views)")
     p.add_argument("--write_temperatures", action="store_true", help="store the fitted temperatures in config.json")
     p.add_argument("--plot", default=None, help="write a reliability diagram of the test rows to this .png")
     a = p.parse_args(argv)
