@@ -119,9 +119,9 @@ def main(argv=None) -> int:
 
         path = Path(a.model).with_name("config.json")
         config = json.loads(path.read_text())
-        config["test_views"] = chosen
+        config["test_views"] = {**config.get("test_views", {}), **chosen}  # heads not measured keep theirs
         atomic_write_text(path, json.dumps(config, indent=2) + "\n")
-        print(f"written: test_views {chosen} in {path}")
+        print(f"written: test_views {config['test_views']} in {path}")
     return 0
 
 
