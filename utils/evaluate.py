@@ -10,8 +10,10 @@ model was trained with (the run's ``config.json``, or the one beside a ``.keras`
 ``--split test`` on a training dataset gives the run's own held-out numbers; another dataset's rows of a
 split are its own ``split`` column's (a table of test rows only is evaluated whole). The tasks are the
 model's heads that the CSV's columns label. A ``.tflite`` export is run without TensorFlow where LiteRT
-is installed (``utils/runtime.py``). Output: ``metrics.json`` and ``confusion/<dataset>_<task>.txt|png``
-in ``--out``, by default ``<data root>/eval/<model>_<dataset>_<split>/`` (never inside the model's folder).
+is installed (``utils/runtime.py``). ``--flip`` predicts as the demos do: each output averaged with the
+mirror image's, and over each head's test-time views named in the config (``utils/views.py``).
+Output: ``metrics.json`` and ``confusion/<dataset>_<task>.txt|png`` in ``--out``, by default
+``<data root>/eval/<model>_<dataset>_<split>/`` (never inside the model's folder).
 """
 from __future__ import annotations
 
