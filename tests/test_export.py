@@ -68,6 +68,19 @@ def test_evaluate_reproduces_the_keras_numbers_on_the_tflite_export(toy_root, tm
     saved = json.loads((run / "test_metrics.json").read_text())["test"]["emotion"]
     assert out["keras"]["acc"] == saved["acc"]  # the run's own test split, reproduced
 
+    def evaluated(name, *flags):
+        assert evaluate_main(["--model", str(run / "model.tflite"), "--dataset", "toy_emotion", "--data_dir",
+                              str(toy_root), "--split", "test", "--out", str(tmp_path / name), *flags]) == 0
+        return json.loads((tmp_path / name / "metrics.json").read_text())["metrics"]["emotion"]
+
+    mirror = evaluated("mirror", "--flip")  # the config names no views: the mirror image alone
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "test_views": {"emotion": "scales"}}))
+    assert evaluated("flip_only", "--views", "flip") == mirror  # --views flip ignores the config's arms
+    assert evaluated("none", "--views", "none") == out["tflite"]
+    with pytest.raises(SystemExit):
+        evaluate_main(["--model", str(run / "model.tflite"), "--dataset", "toy_emotion", "--flip", "--views", "none"])
+
 
 def test_test_time_flip_maps_the_mirror_images_yaw_bins_back(toy_root):
     """``--flip`` averages each output with the mirror image's, the yaw bins of the mirror swapped back."""

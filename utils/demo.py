@@ -25,6 +25,7 @@ from utils.kinds import kind_of
 from utils.runtime import SHIPPED_MODEL
 from utils.tasks import ANGLES, DEFAULT_VOCAB, EMOTION_FERPLUS
 from utils.tracking import FaceTracker  # noqa: F401  (re-exported for the video demo)
+from utils.views import VIEW_FLAGS
 
 
 class DemoError(Exception):
@@ -33,7 +34,6 @@ class DemoError(Exception):
 
 # ------------------------------------------------------------------------------------ flags
 DETECTOR_NAMES = ("blazeface", "blazeface_refine", "mtcnn", "dlib", "haar")
-VIEW_FLAGS = ("model", "flip", "none")
 
 
 def add_model_flags(p, detector: str = "blazeface") -> None:

@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import utils  # noqa: E402,F401  (TensorFlow switches)
 from utils.datasets import DataError, parts_digest  # noqa: E402
+from utils.views import VIEW_FLAGS  # noqa: E402
 
 log = logging.getLogger("utils.evaluate")  # also when run as a script
 
@@ -254,13 +255,19 @@ def main(argv=None) -> int:
     p.add_argument("--data_dir", default=None)
     p.add_argument("--flip", action="store_true",
                    help="test-time views: average every output with the output on the mirror image (and, for a "
-                        "head the model's config.json names in test_views, over that arm's views)")
+                        "head the model's config.json names in test_views, over that arm's views); = --views model")
+    p.add_argument("--views", default=None, choices=VIEW_FLAGS,
+                   help="test-time views: 'model' as --flip, 'flip' the mirror image alone, 'none' one pass (the "
+                        "default without --flip)")
     p.add_argument("--bn_stats", default="auto", choices=("auto", "saved", "own"),
                    help="BatchNorm statistics: the model's, or re-estimated on the dataset's training rows (auto: "
                         "as the run evaluated)")
     p.add_argument("--out", default=None,
                    help="output folder (default: <data root>/eval/<model>_<dataset>_<split>, beside the data)")
     a = p.parse_args(argv)
+    if a.flip and a.views not in (None, "model"):
+        p.error(f"--flip means --views model; it contradicts --views {a.views}")
+    views = a.views or ("model" if a.flip else "none")
     from models import import_tensorflow_quietly
     from utils.logs import setup_logging
 
@@ -269,8 +276,10 @@ def main(argv=None) -> int:
     import_tensorflow_quietly()  # the data pipeline needs it; its start-up lines stay off the console
     try:
         net, config, path = load_model_and_config(a.run, a.model)
+        if views == "flip":  # every head: the face and its mirror image only
+            config = {**config, "test_views": {}}
         metrics, table = evaluate(net, config, a.dataset, a.split, a.task, a.data_dir, bn_stats=a.bn_stats,
-                                  progress=True, flip=a.flip)
+                                  progress=True, flip=views != "none")
         stem = path.parent.name if path.stem in ("model", "best") else path.stem
         model_tag = Path(a.run).name if a.run else f"{stem}-{path.suffix.lstrip('.')}"
         out = Path(a.out) if a.out else (table.csv_path.parent.parent if table.csv_path.parent.name == "db"

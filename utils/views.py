@@ -22,6 +22,8 @@ ARMS = {
 }
 DEFAULT_ARM = "flip"
 IDENTITY = (1.0, 0, 0)
+# what a user may ask for: the arms the model's config names per head, the mirror image alone, one pass
+VIEW_FLAGS = ("model", "flip", "none")
 
 
 def view(images: np.ndarray, zoom: float, dx: float, dy: float) -> np.ndarray:
