@@ -94,3 +94,27 @@ def test_the_demos_views_flag_keeps_trims_or_drops_the_views():
     assert not none.flip and none.margin == 0.3
     with pytest.raises(SystemExit):
         p.parse_args(["--views", "zooms"])
+
+
+def test_tta_views_writes_each_heads_arm_chosen_on_validation_only(toy_root, tmp_path, capsys):
+    import json
+
+    from benchmarks import tta_views
+    from utils.cli import main as train_main
+
+    assert train_main("STL_general_train", ["--dataset=toy_emotion", "--task_type=0", "--epoch=1", "--batch_size=32",
+                                            "--input_size=32", "--limit=96", f"--data_dir={toy_root}",
+                                            f"--output_dir={tmp_path}", "--run_name=r"]) == 0
+    run = tmp_path / "STL_general_train" / "r"
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "test_views": {"pose": "shifts"}}))
+    argv = ["--model", str(run / "best.keras"), "--datasets", "toy_emotion", "--data_dir", str(toy_root)]
+    with pytest.raises(SystemExit):  # a test part chooses nothing
+        tta_views.main([*argv, "--split", "test", "--write_views"])
+    assert tta_views.main([*argv, "--write_views"]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("toy_emotion: emotion: "))
+    best, gain = line.split(": ")[2].split(", gain ")
+    views = json.loads((run / "config.json").read_text())["test_views"]
+    assert views["pose"] == "shifts"  # a head it did not measure keeps its arm
+    assert views["emotion"] == (best if float(gain.split()[0]) >= tta_views.MIN_GAIN["classes"] else "flip")
