@@ -34,7 +34,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import utils  # noqa: E402,F401  (TensorFlow switches)
-from utils.views import ARMS, DEFAULT_ARM, view  # noqa: E402
+from utils.views import ARMS, DEFAULT_ARM, per_head, view, views_needed  # noqa: E402
 
 MIN_GAIN = {"classes": 0.003, "years": 0.05}  # what a head's arm must gain over flip (accuracy; years of MAE)
 
@@ -70,7 +70,6 @@ def main(argv=None) -> int:
     if a.write_views and a.split != "valid":
         p.error("--write_views chooses on --split valid only (a test part chooses nothing)")
     from utils.evaluate import head_widths, load_model_and_config, select_rows
-    from utils.evaluation import task_metrics
     from utils.kinds import kind_of
     from utils.pipelines import ImageCache, image_dataset
     from utils.tasks import flip_permutations, unflip
@@ -80,35 +79,29 @@ def main(argv=None) -> int:
     print(f"{a.model}, {a.split} parts; accuracy (age: MAE in years), each arm with test-time flip")
     print("| dataset: task | " + " | ".join(ARMS) + " |")
     print("|---|" + "---:|" * len(ARMS))
-    per_head = []
+    measured = []  # (dataset, task, kind, {arm: row scores})
     for dataset in a.datasets:
         table, _, wanted = select_rows(head_widths(net), config, dataset, a.split, None, a.data_dir)
         cache = ImageCache(table.paths, int(size), int(channels))
         images = np.concatenate([b.numpy() for b in image_dataset(table.paths, 256, int(size), int(channels), cache)]
                                 ).astype(np.float32)
         perms = flip_permutations({t: table.info.vocab[t] for t in wanted})
-        scores = {t: [] for t in wanted}
+        outputs = {}
+        for v in views_needed({arm: arm for arm in ARMS}):  # every arm's views, each predicted once
+            x = view(images, *v)
+            own, mirrored = (net.predict(y, batch_size=256, verbose=0) for y in (x, x[:, :, ::-1]))
+            outputs[v] = ({t: np.asarray(own[f"{t}_prediction"]) for t in wanted},
+                          {t: unflip(np.asarray(mirrored[f"{t}_prediction"]), perms.get(t)) for t in wanted})
         rows, kinds = {t: {} for t in wanted}, {t: kind_of(table.info.vocab[t]).name for t in wanted}
-        for arm, views in ARMS.items():
-            total = {t: 0.0 for t in wanted}
-            for zoom, dx, dy in views:
-                x = view(images, zoom, dx, dy)
-                for mirrored in (False, True):
-                    out = net.predict(x[:, :, ::-1] if mirrored else x, batch_size=256, verbose=0)
-                    for t in wanted:
-                        o = np.asarray(out[f"{t}_prediction"])
-                        total[t] = total[t] + (unflip(o, perms.get(t)) if mirrored else o)
-            for t in wanted:
-                probs = total[t] / (2 * len(views))
-                m = task_metrics([table], [{t: probs}], t, probs.shape[1], kinds[t])
-                scores[t].append(m["mae"] if "mae" in m else m["acc"])
-                rows[t][arm] = row_scores(kinds[t], table.labels[t], probs)
-        for t in wanted:
-            print(f"| {dataset}: {t} | " + " | ".join(f"{v:.4f}" for v in scores[t]) + " |")
-        per_head.extend((dataset, t, kinds[t], r) for t, r in rows.items())
+        for arm in ARMS:
+            for t, stacked in per_head(outputs, dict.fromkeys(wanted, arm)).items():
+                rows[t][arm] = row_scores(kinds[t], table.labels[t], stacked.mean(0))
+        for t in wanted:  # accuracy, or MAE in years: the mean of the rows' scores
+            print(f"| {dataset}: {t} | " + " | ".join(f"{rows[t][arm].mean():.4f}" for arm in ARMS) + " |")
+        measured.extend((dataset, t, kinds[t], r) for t, r in rows.items())
     print("\nper head, the best arm against flip (gain: accuracy, or years of MAE saved; paired bootstrap 95 %):")
     chosen = {}
-    for dataset, t, kind, r in per_head:
+    for dataset, t, kind, r in measured:
         sign = -1.0 if kind == "years" else 1.0  # lower MAE is better
         best = max(r, key=lambda arm: sign * r[arm].mean())
         gain, lo, hi = paired_interval(sign * r[best], sign * r["flip"])
